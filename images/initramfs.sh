@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Packs the guest initramfs: static busybox, rangefault.ko, the guest tools
+# (static Rust binaries built by the host's cargo) and /init.
+# Prints the path of initramfs.cpio.
+source "$(dirname "$0")/lib.sh"
+
+module="$("$IMAGES_DIR/module.sh")"
+sysroot="$("$IMAGES_DIR/sysroot.sh")"
+
+# Guest tools: static glibc binaries (the host toolchain has no musl target
+# and cannot download one; glibc's static libc.a serves pure-Rust tools).
+log "initramfs: building guest tools"
+guest_target_dir="$REPO_DIR/target/guest"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+    --manifest-path "$REPO_DIR/Cargo.toml" -p rangefault-probe \
+    --target x86_64-unknown-linux-gnu --target-dir "$guest_target_dir"
+probe="$guest_target_dir/x86_64-unknown-linux-gnu/release/rangefault-probe"
+
+key="$(inputs_hash "$0" "$IMAGES_DIR/lib.sh" "$IMAGES_DIR/init.sh" "$sysroot/manifest.txt" \
+    "$module/rangefault.ko" "$probe")"
+dest="$RANGEFAULT_CACHE/initramfs-$key"
+if [ -f "$dest/initramfs.cpio" ]; then
+    echo "$dest/initramfs.cpio"; exit 0
+fi
+take_cache_lock
+partial="$dest.partial"
+rm -rf "$partial"; mkdir -p "$partial/root"/{bin,dev,proc,sys,tmp,lib/modules}
+root="$partial/root"
+cp "$sysroot/usr/bin/busybox" "$root/bin/busybox"
+cp "$IMAGES_DIR/init.sh" "$root/init"; chmod 755 "$root/init"
+cp "$module/rangefault.ko" "$root/lib/modules/"
+cp "$probe" "$root/bin/"
+in_sysroot "$sysroot" sh -c "cd /cache/${partial##*/}/root && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0 > ../initramfs.cpio"
+rm -rf "$root"
+rm -rf "$dest"; mv "$partial" "$dest"
+for old in "$RANGEFAULT_CACHE"/initramfs-*; do
+    [ "$old" = "$dest" ] || rm -rf "$old"
+done
+log "initramfs: $(du -h "$dest/initramfs.cpio" | cut -f1)"
+echo "$dest/initramfs.cpio"

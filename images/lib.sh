@@ -1,0 +1,85 @@
+# Shared helpers for the image pipeline. Sourced, never run.
+#
+# Every artifact lives under $RANGEFAULT_CACHE in a directory named
+# <step>-<hash of its inputs>. A step builds into <dir>.partial and renames it
+# into place only when it finished, so an interrupted build never poisons the
+# cache: the next run sees no final directory and starts that step again.
+
+set -euo pipefail
+
+RANGEFAULT_CACHE="${RANGEFAULT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rangefault}"
+IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$IMAGES_DIR/.." && pwd)"
+mkdir -p "$RANGEFAULT_CACHE"
+
+log() { printf '[images %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Hash of files and literal strings, in argument order.
+inputs_hash() {
+    local arg
+    for arg in "$@"; do
+        if [ -f "$arg" ]; then
+            printf 'file %s\n' "${arg#"$REPO_DIR"/}"
+            cat "$arg"
+        elif [ -d "$arg" ]; then
+            (cd "$arg" && find . -type f \
+                -not -path './target/*' -not -name '*.o' -not -name '*.ko' \
+                -not -name '.*.cmd' -not -name '*.mod*' -not -name 'Module.symvers' \
+                -not -name 'modules.order' | LC_ALL=C sort | while read -r f; do
+                    printf 'file %s\n' "$f"; cat "$f"; done)
+        else
+            printf 'str %s\n' "$arg"
+        fi
+    done | sha256sum | cut -c1-16
+}
+
+# Serialise concurrent builds of the same cache (two CI jobs, a user + CI).
+take_cache_lock() {
+    exec 9>"$RANGEFAULT_CACHE/.lock"
+    if ! flock -n 9; then
+        log "another build holds $RANGEFAULT_CACHE/.lock; waiting"
+        flock 9
+    fi
+}
+
+# Runs "$@" with periodic progress lines so long silent steps show life.
+# Output goes to $LOG; the last lines are shown on failure.
+run_logged() {
+    local logfile="$1"; shift
+    local what="$1"; shift
+    local start=$SECONDS
+    "$@" >"$logfile" 2>&1 &
+    local pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 15
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$what: $((SECONDS - start))s, $(wc -l <"$logfile") log lines, last: $(tail -c 300 "$logfile" | tail -n1 | cut -c1-100)"
+        fi
+    done
+    if ! wait "$pid"; then
+        tail -n 40 "$logfile" >&2
+        die "$what failed after $((SECONDS - start))s (full log: $logfile)"
+    fi
+    log "$what: done in $((SECONDS - start))s"
+}
+
+# chroot into the sysroot with /proc, /sys, /dev and the cache mounted;
+# the mounts are undone whatever happens.
+in_sysroot() {
+    local root="$1"; shift
+    local mounts=()
+    local m
+    mkdir -p "$root/cache"
+    for m in proc sys dev dev/pts cache; do
+        local src="/$m"
+        [ "$m" = cache ] && src="$RANGEFAULT_CACHE"
+        mount --bind "$src" "$root/$m"
+        mounts=("$root/$m" "${mounts[@]}")
+    done
+    local rc=0
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+        chroot "$root" "$@" || rc=$?
+    for m in "${mounts[@]}"; do umount -l "$m" || true; done
+    return $rc
+}
