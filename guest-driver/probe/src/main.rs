@@ -1,0 +1,83 @@
+//! rangefault-probe: runs inside the guest, exercises the rangefault device
+//! and driver, and prints one `RANGEFAULT-RESULT <json>` line per scenario
+//! for the host's vmm to collect. Exit code 0 means every check passed.
+
+mod mapping;
+mod skeleton;
+mod sysfs;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "no rangefault PCI device (vendor {:#06x}, device {:#06x}) in sysfs",
+        device_model::abi::VENDOR_ID,
+        device_model::abi::DEVICE_ID
+    )]
+    NoDevice,
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Parse(String),
+    #[error("mmap returned a null pointer")]
+    NullMapping,
+    #[error("unknown scenario {0:?} (known: {known})", known = SCENARIOS.join(", "))]
+    UnknownScenario(String),
+}
+
+impl ProbeError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+const SCENARIOS: &[&str] = &["skeleton"];
+
+/// One check inside a scenario.
+#[derive(Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub pass: bool,
+    pub detail: String,
+}
+
+fn emit(value: &impl Serialize) {
+    match serde_json::to_string(value) {
+        Ok(json) => println!("RANGEFAULT-RESULT {json}"),
+        Err(e) => println!("RANGEFAULT-ERROR cannot serialise result: {e}"),
+    }
+}
+
+fn run(scenario: &str) -> Result<bool, ProbeError> {
+    match scenario {
+        "skeleton" => {
+            let result = skeleton::run()?;
+            let pass = result.pass;
+            emit(&result);
+            Ok(pass)
+        }
+        other => Err(ProbeError::UnknownScenario(other.to_owned())),
+    }
+}
+
+fn main() -> ExitCode {
+    let scenario = std::env::args().nth(1).unwrap_or_else(|| "skeleton".into());
+    match run(&scenario) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            println!("RANGEFAULT-ERROR {scenario}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
