@@ -11,7 +11,7 @@ sysroot="$("$IMAGES_DIR/sysroot.sh")"
 # and cannot download one; glibc's static libc.a serves pure-Rust tools).
 log "initramfs: building guest tools"
 guest_target_dir="$REPO_DIR/target/guest"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" cargo build --quiet --release \
     --manifest-path "$REPO_DIR/Cargo.toml" -p rangefault-probe \
     --target x86_64-unknown-linux-gnu --target-dir "$guest_target_dir"
 probe="$guest_target_dir/x86_64-unknown-linux-gnu/release/rangefault-probe"

@@ -107,6 +107,9 @@ fn check_skeleton(name: &str, vram: &str, page: &str, vram_bytes: u64, page_byte
         "host_to_guest",
         "registers",
         "driver_bound",
+        "bar2_matches_vram",
+        "unbind_rebind",
+        "rmmod",
     ] {
         let found = scenario["checks"]
             .as_array()

@@ -98,6 +98,10 @@ pub fn run() -> Result<SkeletonResult, ProbeError> {
         checks.push(host_to_guest(&regs, &high, high_offset, 0x5eed_0002));
     }
 
+    drop(regs);
+    checks.push(unbind_and_rebind(&function));
+    checks.push(unload_module());
+
     let pass = checks.iter().all(|c| c.pass);
     Ok(SkeletonResult {
         scenario: "skeleton",
@@ -148,5 +152,58 @@ fn host_to_guest(regs: &Mapping, vram: &Mapping, offset: u64, seed: u32) -> Chec
                 Some(at) => format!("first mismatch at {at:#x}"),
             }
         ),
+    }
+}
+
+/// Unbinds the driver through sysfs, checks the device was disabled, binds
+/// it again and checks it came back enabled.
+fn unbind_and_rebind(function: &PciFunction) -> Check {
+    let driver_dir = std::path::Path::new("/sys/bus/pci/drivers/rangefault");
+    let step = |file: &str| std::fs::write(driver_dir.join(file), &function.bdf);
+    let status = || -> Result<u32, ProbeError> {
+        let regs = Mapping::open(&function.resource_path(abi::REGS_BAR), 0, 4096)?;
+        Ok(regs.read32(reg::STATUS as usize))
+    };
+    let outcome = (|| -> Result<String, String> {
+        step("unbind").map_err(|e| format!("unbind: {e}"))?;
+        if function.driver().is_some() {
+            return Err("still bound after unbind".into());
+        }
+        let after_unbind = status().map_err(|e| e.to_string())?;
+        if after_unbind & abi::status::ENABLED != 0 {
+            return Err(format!(
+                "device still enabled after unbind (status {after_unbind:#x})"
+            ));
+        }
+        step("bind").map_err(|e| format!("bind: {e}"))?;
+        let after_bind = status().map_err(|e| e.to_string())?;
+        if function.driver().as_deref() != Some("rangefault")
+            || after_bind & abi::status::ENABLED == 0
+        {
+            return Err(format!(
+                "not bound and enabled after bind (status {after_bind:#x})"
+            ));
+        }
+        Ok(format!(
+            "unbind disabled the device, bind enabled it again (status {after_bind:#x})"
+        ))
+    })();
+    Check {
+        name: "unbind_rebind",
+        pass: outcome.is_ok(),
+        detail: outcome.unwrap_or_else(|e| e),
+    }
+}
+
+/// `rmmod rangefault` must succeed and leave no trace of the module.
+fn unload_module() -> Check {
+    let outcome = std::process::Command::new("rmmod")
+        .arg("rangefault")
+        .status();
+    let gone = !std::path::Path::new("/sys/module/rangefault").exists();
+    Check {
+        name: "rmmod",
+        pass: matches!(outcome, Ok(s) if s.success()) && gone,
+        detail: format!("rmmod: {outcome:?}; module gone from sysfs: {gone}"),
     }
 }

@@ -1,0 +1,67 @@
+//! Bad command-line values get a one-line error naming the flag and the
+//! allowed range, exit status 2, and no guest is started.
+
+use std::process::Command;
+
+fn vmm(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_vmm"))
+        .args(args)
+        .output()
+        .expect("cannot run vmm");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn assert_rejected(args: &[&str], expect: &[&str]) {
+    let (code, stderr) = vmm(args);
+    assert_eq!(code, 2, "{args:?} should be rejected; stderr: {stderr}");
+    for needle in expect {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: stderr should mention {needle:?}: {stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("PCI topology") && !stderr.contains("[images"),
+        "{args:?}: nothing should start: {stderr}"
+    );
+}
+
+#[test]
+fn vram_not_a_power_of_two() {
+    assert_rejected(&["run", "--vram", "3M"], &["--vram", "power of two"]);
+}
+
+#[test]
+fn vram_out_of_range() {
+    assert_rejected(&["run", "--vram", "32M"], &["--vram", "64M ..= 64G"]);
+    assert_rejected(&["run", "--vram", "128G"], &["--vram", "64M ..= 64G"]);
+}
+
+#[test]
+fn page_size_out_of_range_or_garbage() {
+    assert_rejected(&["run", "--page-size", "2K"], &["--page-size", "4K ..= 1G"]);
+    assert_rejected(&["run", "--page-size", "lots"], &["--page-size", "not a size"]);
+    assert_rejected(&["run", "--page-size", "3X"], &["--page-size", "unknown unit"]);
+}
+
+#[test]
+fn page_size_larger_than_vram() {
+    assert_rejected(
+        &["run", "--vram", "64M", "--page-size", "1G"],
+        &["--page-size", "--vram"],
+    );
+}
+
+#[test]
+fn cpus_and_memory_out_of_range() {
+    assert_rejected(&["run", "--cpus", "0"], &["--cpus"]);
+    assert_rejected(&["run", "--memory", "64M"], &["--memory", "128M"]);
+}
+
+#[test]
+fn unknown_engine() {
+    assert_rejected(&["run", "--engine", "xen"], &["--engine", "qemu"]);
+}
