@@ -3,9 +3,10 @@
 //! rangefault: driver for the rangefault PCI device, whose BAR2 exposes VRAM that user space will
 //! map and fault in.
 //!
-//! This step binds the device, checks that its registers, its vendor-specific capability and the
-//! BAR the PCI core assigned all describe the same VRAM, and turns the device on while it is
-//! bound.
+//! Probe checks that the registers, the vendor-specific capability and the BAR the PCI core
+//! assigned all describe the same VRAM, reserves the VRAM BAR as write-combining, turns the device
+//! on and registers `/dev/rangefaultN`, whose mappings are faulted in by *range insertion* of the
+//! device's preferred page size (`fault.rs`). Unbind revokes every mapping first.
 
 use kernel::{
     bindings,
@@ -19,6 +20,15 @@ use kernel::{
 };
 
 mod abi;
+mod chardev;
+mod fault;
+mod shared;
+mod uapi;
+mod vm;
+mod window;
+
+use chardev::{Chardev, DeviceName};
+use shared::{DeviceShared, Geometry, State};
 
 kernel::module_pci_driver! {
     type: RangefaultDriver,
@@ -64,9 +74,39 @@ const fn pci_device(vendor: u16, device: u16) -> pci::DeviceId {
 /// BAR0, mapped for as long as the device is bound.
 type Regs<'bound> = pci::Bar<'bound, { abi::REGS_BAR_SIZE }>;
 
-/// State of one bound device; the PCI core owns it from probe to remove.
+/// State of one bound device; the PCI core owns it from probe to remove. Fields drop in order:
+/// the char device goes first, the BAR0 mapping last.
+#[pin_data]
 struct RangefaultDevice<'bound> {
+    #[pin]
+    chardev: Chardev,
+    _name: DeviceName,
+    _write_combining: WriteCombining,
     regs: Regs<'bound>,
+}
+
+/// The VRAM BAR's PAT memtype reservation as write-combining, for as long as the device is bound.
+///
+/// Every `vmf_insert_pfn*` looks the memtype up, so this is what makes user mappings WC. The BAR
+/// must not also be ioremapped UC- (an overlapping UC- reservation would win), so it never is.
+struct WriteCombining {
+    start: u64,
+    size: u64,
+}
+
+impl WriteCombining {
+    fn reserve(start: u64, size: u64) -> Result<Self> {
+        // SAFETY: reserves a memtype for a physical range; no memory is accessed.
+        kernel::error::to_result(unsafe { bindings::arch_io_reserve_memtype_wc(start, size) })?;
+        Ok(Self { start, size })
+    }
+}
+
+impl Drop for WriteCombining {
+    fn drop(&mut self) {
+        // SAFETY: frees exactly the reservation taken in `reserve`.
+        unsafe { bindings::arch_io_free_memtype_wc(self.start, self.size) };
+    }
 }
 
 struct RangefaultDriver;
@@ -81,10 +121,12 @@ impl pci::Driver for RangefaultDriver {
         pdev: &'bound pci::Device<Core<'_>>,
         _info: &'bound Self::IdInfo,
     ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound {
-        RangefaultDevice::probe(pdev)
+        pin_init::pin_init_scope(move || RangefaultDevice::probe(pdev))
     }
 
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
+        // Zap every user mapping before the device goes away; later touches get SIGBUS.
+        this.chardev.shared().revoke(State::Gone);
         // BAR0 is still mapped here; it is released only when `this` is dropped after unbind.
         this.regs.update(abi::reg::CONTROL, |control: u32| {
             control & !abi::control::ENABLE
@@ -94,7 +136,7 @@ impl pci::Driver for RangefaultDriver {
 }
 
 impl<'bound> RangefaultDevice<'bound> {
-    fn probe(pdev: &'bound pci::Device<Core<'_>>) -> Result<Self> {
+    fn probe(pdev: &'bound pci::Device<Core<'_>>) -> Result<impl PinInit<Self, Error> + 'bound> {
         pdev.enable_device_mem()?;
         let regs =
             pdev.iomap_region_sized::<{ abi::REGS_BAR_SIZE }>(abi::REGS_BAR, c"rangefault")?;
@@ -127,19 +169,34 @@ impl<'bound> RangefaultDevice<'bound> {
             return Err(EINVAL);
         }
 
+        let shared = DeviceShared::new(Geometry {
+            bar2_phys: vram_start,
+            vram_size: geometry.size,
+            page_size: geometry.page_size(),
+        })?;
+        let write_combining = WriteCombining::reserve(vram_start, vram_len)?;
+        let name = DeviceName::take()?;
+
         regs.update(abi::reg::CONTROL, |control: u32| {
             control | abi::control::ENABLE
         });
         // The host test parses this line; keep its keys and formats.
         dev_info!(
             pdev,
-            "bound: vram={} page_size={} bar2={:#x} abi={}\n",
+            "bound: vram={} page_size={} bar2={:#x} abi={} dev=/dev/{}\n",
             geometry.size,
             geometry.page_size(),
             vram_start,
-            abi::ABI_VERSION
+            abi::ABI_VERSION,
+            name.name().to_str().unwrap_or("?")
         );
-        Ok(Self { regs })
+        let device_name = name.name();
+        Ok(try_pin_init!(Self {
+            chardev <- Chardev::new(shared, device_name),
+            _name: name,
+            _write_combining: write_combining,
+            regs,
+        }))
     }
 }
 

@@ -2,9 +2,14 @@
 //! and driver, and prints one `RANGEFAULT-RESULT <json>` line per scenario
 //! for the host's vmm to collect. Exit code 0 means every check passed.
 
+mod faults;
 mod mapping;
+mod regs;
 mod skeleton;
 mod sysfs;
+mod touch_all;
+mod uapi;
+mod vmap;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -41,7 +46,7 @@ impl ProbeError {
     }
 }
 
-const SCENARIOS: &[&str] = &["skeleton"];
+const SCENARIOS: &[&str] = &["skeleton", "faults", "touch-all"];
 
 /// One check inside a scenario.
 #[derive(Serialize)]
@@ -62,6 +67,24 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
     match scenario {
         "skeleton" => {
             let result = skeleton::run()?;
+            let pass = result.pass;
+            emit(&result);
+            Ok(pass)
+        }
+        "faults" => {
+            let function = sysfs::PciFunction::find()?;
+            let regs = regs::Registers::open(&function)?;
+            let device = uapi::Device::open()?;
+            let mut pass = true;
+            for strategy in uapi::Strategy::ALL {
+                let result = faults::run_one(&device, &regs, strategy)?;
+                pass &= result.pass;
+                emit(&result);
+            }
+            Ok(pass)
+        }
+        "touch-all" => {
+            let result = touch_all::run()?;
             let pass = result.pass;
             emit(&result);
             Ok(pass)

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/rangefaultN`: mmap VRAM, ioctls for info, stats, strategy and enable/disable.
+
+use core::mem::size_of;
+
+use kernel::{
+    bindings, container_of,
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    mm::virt::{flags, VmaNew},
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Full, Relaxed},
+        Arc, ArcBorrow,
+    },
+    transmute::{AsBytes, FromBytes},
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::shared::{DeviceShared, State};
+use crate::uapi;
+use crate::vm;
+use crate::window::Strategy;
+
+/// The misc device of one bound device, with the state its files get.
+#[pin_data]
+pub(crate) struct Chardev {
+    shared: Arc<DeviceShared>,
+    #[pin]
+    registration: MiscDeviceRegistration<DeviceShared>,
+}
+
+impl Chardev {
+    pub(crate) fn new(shared: Arc<DeviceShared>, name: &'static CStr) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            shared,
+            registration <- MiscDeviceRegistration::register(MiscDeviceOptions { name }),
+        })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<DeviceShared> {
+        &self.shared
+    }
+
+    /// The `Chardev` around a registration handed to `open`.
+    fn of(registration: &MiscDeviceRegistration<DeviceShared>) -> &Chardev {
+        let field = core::ptr::from_ref(registration).cast_mut();
+        // SAFETY: every `MiscDeviceRegistration<DeviceShared>` is the `registration` field of a
+        // pinned `Chardev` (only `Chardev::new` creates one). `misc_open` holds `misc_mtx` while it
+        // calls `open`, and deregistration takes the same lock, so the `Chardev` outlives `open`.
+        unsafe { &*container_of!(field, Chardev, registration) }
+    }
+}
+
+/// Names for up to eight devices (`MiscDeviceOptions` wants `&'static CStr`).
+const NAMES: [&CStr; 8] = [
+    c"rangefault0",
+    c"rangefault1",
+    c"rangefault2",
+    c"rangefault3",
+    c"rangefault4",
+    c"rangefault5",
+    c"rangefault6",
+    c"rangefault7",
+];
+static NAMES_IN_USE: Atomic<u32> = Atomic::new(0);
+
+/// One of [`NAMES`], reserved for a bound device until dropped.
+pub(crate) struct DeviceName(u32);
+
+impl DeviceName {
+    pub(crate) fn take() -> Result<Self> {
+        loop {
+            let used = NAMES_IN_USE.load(Relaxed);
+            let free = (!used).trailing_zeros();
+            if free as usize >= NAMES.len() {
+                return Err(EBUSY);
+            }
+            if NAMES_IN_USE.cmpxchg(used, used | (1 << free), Full).is_ok() {
+                return Ok(Self(free));
+            }
+        }
+    }
+
+    pub(crate) fn name(&self) -> &'static CStr {
+        NAMES[self.0 as usize]
+    }
+}
+
+impl Drop for DeviceName {
+    fn drop(&mut self) {
+        let mut used = NAMES_IN_USE.load(Relaxed);
+        while let Err(now) = NAMES_IN_USE.cmpxchg(used, used & !(1 << self.0), Full) {
+            used = now;
+        }
+    }
+}
+
+/// Keeps this module loaded while a file is open: Rust misc devices have no `fops->owner`
+/// (Rust-for-Linux #1182), so without this `rmmod` would succeed under an open file or mapping
+/// (a mapping holds its file). The put at the end of `release` leaves the window C's owner-based
+/// put closes (returning from `release` into freed code); no better hook exists in 7.2.
+fn module_get() -> Result {
+    // SAFETY: `THIS_MODULE` is this module, which is live while its code runs.
+    if unsafe { bindings::try_module_get(crate::THIS_MODULE.as_ptr()) } {
+        Ok(())
+    } else {
+        Err(ENODEV)
+    }
+}
+
+fn module_put() {
+    // SAFETY: pairs with a successful `module_get` in `open`.
+    unsafe { bindings::module_put(crate::THIS_MODULE.as_ptr()) }
+}
+
+fn write_user<T: AsBytes>(arg: usize, value: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .writer()
+        .write(value)
+}
+
+fn read_user<T: FromBytes>(arg: usize) -> Result<T> {
+    UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
+        .reader()
+        .read()
+}
+
+#[vtable]
+impl MiscDevice for DeviceShared {
+    type Ptr = Arc<DeviceShared>;
+
+    fn open(file: &File, registration: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
+        let shared = Chardev::of(registration).shared.clone();
+        module_get()?;
+        if let Err(e) = shared.file_opened(file) {
+            module_put();
+            return Err(e);
+        }
+        Ok(shared)
+    }
+
+    fn release(shared: Arc<Self>, _file: &File) {
+        shared.file_released();
+        drop(shared);
+        module_put();
+    }
+
+    fn mmap(shared: ArcBorrow<'_, Self>, _file: &File, vma: &VmaNew) -> Result {
+        // A private (COW) PFN mapping is a kernel BUG once PUD entries are involved.
+        if vma.flags() & flags::SHARED == 0 {
+            return Err(EINVAL);
+        }
+        if shared.state_raw() == State::Gone as u32 {
+            return Err(ENODEV);
+        }
+        let len = (vma.end() - vma.start()) as u64;
+        let end = vm::vma_offset(vma).and_then(|offset| offset.checked_add(len));
+        if end.is_none_or(|end| end > shared.geometry.vram_size) {
+            return Err(EINVAL);
+        }
+        // VRAM holds data, never code.
+        vma.try_clear_mayexec()?;
+        vm::setup_pfnmap(vma, shared.into());
+        Ok(())
+    }
+
+    fn ioctl(shared: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            uapi::INFO => write_user(arg, &shared.info())?,
+            uapi::STATS => write_user(arg, &shared.stats())?,
+            uapi::SET_STRATEGY => {
+                let strategy = Strategy::from_raw(read_user::<u32>(arg)?).ok_or(EINVAL)?;
+                shared.set_strategy(strategy);
+            }
+            uapi::SET_ENABLED => match read_user::<u32>(arg)? {
+                0 => shared.revoke(State::Disabled),
+                1 => shared.enable()?,
+                _ => return Err(EINVAL),
+            },
+            uapi::RESET_STATS => shared.reset_stats(),
+            _ => return Err(ENOTTY),
+        }
+        Ok(0)
+    }
+}

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Range insertion: on a fault, map the whole window the strategy asks for.
+//!
+//! On a stock kernel the exported insert functions shape what one fault can do:
+//! - `huge_fault(PMD_ORDER / PUD_ORDER)` may insert exactly one PMD / PUD leaf, the one holding
+//!   the faulting address, and the core only calls it while that entry is none. So a window larger
+//!   than one leaf costs one fault per leaf (a 4 MiB page: two faults, one per PMD).
+//! - `fault` inserts PTEs with `vmf_insert_pfn`, which walks from the PGD and takes the PTE lock
+//!   per call but skips entries already present. We insert the whole window, clipped to the
+//!   faulting address's 2 MiB block: the PMD of any other block might be a leaf, and PTEs must
+//!   never go under a PMD leaf. A device preferring 64 KiB pages gets 16 PTEs per fault.
+//!
+//! The device may be revoked at any time (disable, unbind). We check before inserting, then again
+//! after a full barrier; `DeviceShared::revoke` changes the state with a full barrier before it
+//! zaps. Either the zap sees our entries, or we see the new state and zap them ourselves.
+
+use kernel::sync::{atomic::Relaxed, barrier::smp_mb};
+
+use crate::vm::{FaultRef, VmFault, FALLBACK, NOPAGE, PMD_ORDER, PUD_ORDER, SIGBUS};
+use crate::window::{self, Range, Strategy, PAGE_SIZE, PMD_SIZE, PUD_SIZE};
+
+const PAGE_SHIFT: u32 = 12;
+
+/// `vm_ops->fault`: inserts the PTEs of the window.
+pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
+    let shared = fault.shared();
+    if !shared.enabled() {
+        return refuse(fault);
+    }
+    let geometry = shared.geometry;
+    let span = fault.span();
+    let va = fault.address();
+    let unit = shared.strategy().unit(geometry.page_size);
+    let range = window::window(&span, va, unit, geometry.vram_size)
+        .intersect(Range::aligned_block(va, PMD_SIZE));
+
+    let mut result = NOPAGE;
+    let mut inserts = 0u64;
+    let mut page = range.start;
+    while page < range.end {
+        let pfn = (geometry.bar2_phys + span.offset_of(page)) >> PAGE_SHIFT;
+        inserts += 1;
+        result = fault.insert_pte(page, pfn);
+        if result != NOPAGE {
+            break;
+        }
+        page += PAGE_SIZE;
+    }
+    let counters = &shared.counters;
+    counters.pte_inserts.add(inserts, Relaxed);
+    if result == NOPAGE {
+        counters.faults_pte.add(1, Relaxed);
+        counters.bytes_inserted.add(range.len(), Relaxed);
+    }
+    recheck(fault, range, result)
+}
+
+/// `vm_ops->huge_fault`: inserts one PMD or PUD leaf when the strategy's window covers it and
+/// VA, BAR offset and physical address are all aligned to it; otherwise falls back to smaller
+/// entries (never an error).
+pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
+    let leaf_size = match order {
+        PMD_ORDER => PMD_SIZE,
+        PUD_ORDER => PUD_SIZE,
+        _ => return fall_back(fault),
+    };
+    let shared = fault.shared();
+    if !shared.enabled() {
+        return refuse(fault);
+    }
+    let geometry = shared.geometry;
+    if shared.strategy() != Strategy::Range || geometry.page_size < leaf_size {
+        return fall_back(fault);
+    }
+    let span = fault.span();
+    let va = fault.address();
+    let range = window::window(&span, va, geometry.page_size, geometry.vram_size);
+    let Some(leaf) = window::huge_leaf_fits(&span, range, va, leaf_size) else {
+        return fall_back(fault);
+    };
+    let phys = geometry.bar2_phys + span.offset_of(leaf.start);
+    if phys % leaf_size != 0 {
+        return fall_back(fault);
+    }
+    let pfn = phys >> PAGE_SHIFT;
+    let result = if leaf_size == PMD_SIZE {
+        fault.insert_pmd(pfn)
+    } else {
+        fault.insert_pud(pfn)
+    };
+    if result == NOPAGE {
+        let counters = &shared.counters;
+        let faults = if leaf_size == PMD_SIZE {
+            &counters.faults_pmd
+        } else {
+            &counters.faults_pud
+        };
+        faults.add(1, Relaxed);
+        counters.bytes_inserted.add(leaf_size, Relaxed);
+    }
+    recheck(fault, leaf, result)
+}
+
+fn fall_back(fault: &FaultRef<'_>) -> VmFault {
+    fault.shared().counters.fallbacks.add(1, Relaxed);
+    FALLBACK
+}
+
+fn refuse(fault: &FaultRef<'_>) -> VmFault {
+    fault.shared().counters.sigbus.add(1, Relaxed);
+    SIGBUS
+}
+
+/// After inserting `range`: if the device was revoked meanwhile, take the entries out again.
+fn recheck(fault: &FaultRef<'_>, range: Range, result: VmFault) -> VmFault {
+    // Pairs with the full barrier of the state change in `DeviceShared::revoke`.
+    smp_mb();
+    if fault.shared().enabled() {
+        return result;
+    }
+    fault.zap(range);
+    refuse(fault)
+}

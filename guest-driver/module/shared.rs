@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! State one bound device shares with its open files and VMAs.
+//!
+//! Files and VMAs can outlive the binding (user space keeps them across an unbind), so this lives
+//! in an `Arc` that each file and each VMA holds. It contains no reference to the PCI device:
+//! after unbind it only remembers that the device is gone.
+
+use kernel::{
+    bindings,
+    fs::File,
+    new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Acquire, Full, Relaxed},
+        Arc, Mutex,
+    },
+};
+
+use crate::uapi;
+use crate::window::Strategy;
+
+/// Whether faults may map VRAM.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    Enabled = 0,
+    /// Disabled by user space (`SET_ENABLED 0`): mappings zapped, faults SIGBUS, can be enabled.
+    Disabled = 1,
+    /// The device was unbound: mappings zapped, faults SIGBUS, for good.
+    Gone = 2,
+}
+
+/// VRAM geometry, fixed at probe.
+#[derive(Clone, Copy)]
+pub(crate) struct Geometry {
+    pub(crate) bar2_phys: u64,
+    pub(crate) vram_size: u64,
+    pub(crate) page_size: u64,
+}
+
+/// Fault-path counters (see [`uapi::Stats`]).
+pub(crate) struct Counters {
+    pub(crate) faults_pte: Atomic<u64>,
+    pub(crate) faults_pmd: Atomic<u64>,
+    pub(crate) faults_pud: Atomic<u64>,
+    pub(crate) fallbacks: Atomic<u64>,
+    pub(crate) pte_inserts: Atomic<u64>,
+    pub(crate) bytes_inserted: Atomic<u64>,
+    pub(crate) zaps: Atomic<u64>,
+    pub(crate) sigbus: Atomic<u64>,
+}
+
+/// The address space every mapping of the device lives in, while a file is open.
+///
+/// All opens of `/dev/rangefaultN` share the device node's inode and so its `address_space`;
+/// `unmap_mapping_range` on it reaches every VMA of every process.
+struct OpenFiles {
+    mapping: MappingPtr,
+    count: usize,
+}
+
+struct MappingPtr(*mut bindings::address_space);
+
+// SAFETY: the pointer is only dereferenced (by `unmap_mapping_range`) under the `OpenFiles` mutex
+// while `count > 0`, i.e. while an open file pins the inode that owns the address space.
+unsafe impl Send for MappingPtr {}
+
+impl Counters {
+    const fn new() -> Self {
+        Self {
+            faults_pte: Atomic::new(0),
+            faults_pmd: Atomic::new(0),
+            faults_pud: Atomic::new(0),
+            fallbacks: Atomic::new(0),
+            pte_inserts: Atomic::new(0),
+            bytes_inserted: Atomic::new(0),
+            zaps: Atomic::new(0),
+            sigbus: Atomic::new(0),
+        }
+    }
+}
+
+#[pin_data]
+pub(crate) struct DeviceShared {
+    pub(crate) geometry: Geometry,
+    strategy: Atomic<u32>,
+    state: Atomic<u32>,
+    pub(crate) counters: Counters,
+    #[pin]
+    open_files: Mutex<OpenFiles>,
+}
+
+impl DeviceShared {
+    pub(crate) fn new(geometry: Geometry) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Self {
+                geometry,
+                strategy: Atomic::new(Strategy::Range as u32),
+                state: Atomic::new(State::Enabled as u32),
+                counters: Counters::new(),
+                open_files <- new_mutex!(OpenFiles {
+                    mapping: MappingPtr(core::ptr::null_mut()),
+                    count: 0,
+                }),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn strategy(&self) -> Strategy {
+        Strategy::from_raw(self.strategy.load(Relaxed)).unwrap_or(Strategy::Range)
+    }
+
+    pub(crate) fn set_strategy(&self, strategy: Strategy) {
+        self.strategy.store(strategy as u32, Relaxed);
+    }
+
+    /// Whether faults may insert right now. The fault path checks this before inserting and again
+    /// after (see `fault.rs`), pairing with the full barrier in [`Self::revoke`].
+    pub(crate) fn enabled(&self) -> bool {
+        self.state.load(Acquire) == State::Enabled as u32
+    }
+
+    pub(crate) fn state_raw(&self) -> u32 {
+        self.state.load(Relaxed)
+    }
+
+    /// Moves to `state` (Disabled or Gone) and zaps every user mapping, so the next touch faults
+    /// and gets SIGBUS. A fault racing with this either sees the new state before inserting, or
+    /// inserted before the zap walks its page table, or sees the new state after inserting and
+    /// zaps its own entries.
+    pub(crate) fn revoke(&self, state: State) {
+        if state == State::Disabled
+            && self
+                .state
+                .cmpxchg(State::Enabled as u32, State::Disabled as u32, Full)
+                .is_err()
+        {
+            // Already disabled or gone: nothing to revoke.
+            return;
+        }
+        if state == State::Gone {
+            self.state.xchg(State::Gone as u32, Full);
+        }
+        let open = self.open_files.lock();
+        if open.count > 0 {
+            // SAFETY: an open file pins the inode that owns `mapping` (see `MappingPtr`), and we
+            // hold the lock that `file_released` takes before letting go of it. holebegin 0 with
+            // holelen 0 means "to the end"; even_cows is moot for MAP_SHARED-only mappings.
+            unsafe { bindings::unmap_mapping_range(open.mapping.0, 0, 0, 1) };
+        }
+        drop(open);
+        self.counters.zaps.add(1, Relaxed);
+    }
+
+    /// Enables faults again after a `revoke(Disabled)`; a gone device stays gone.
+    pub(crate) fn enable(&self) -> Result {
+        match self
+            .state
+            .cmpxchg(State::Disabled as u32, State::Enabled as u32, Full)
+        {
+            Ok(_) => Ok(()),
+            Err(current) if current == State::Enabled as u32 => Ok(()),
+            Err(_) => Err(ENODEV),
+        }
+    }
+
+    /// Records an open file; its address space is the one revocation zaps.
+    pub(crate) fn file_opened(&self, file: &File) -> Result {
+        // SAFETY: `file` is a valid open file for the duration of this call.
+        let mapping = unsafe { (*file.as_ptr()).f_mapping };
+        let mut open = self.open_files.lock();
+        if open.count > 0 && open.mapping.0 != mapping {
+            // Another device node (a copy made with mknod) would have its own address space,
+            // and revocation could not reach its mappings.
+            return Err(EBUSY);
+        }
+        open.mapping = MappingPtr(mapping);
+        open.count += 1;
+        Ok(())
+    }
+
+    pub(crate) fn file_released(&self) {
+        let mut open = self.open_files.lock();
+        open.count = open.count.saturating_sub(1);
+        if open.count == 0 {
+            open.mapping = MappingPtr(core::ptr::null_mut());
+        }
+    }
+
+    pub(crate) fn info(&self) -> uapi::Info {
+        uapi::Info {
+            vram_size: self.geometry.vram_size,
+            page_size: self.geometry.page_size,
+            bar2_phys: self.geometry.bar2_phys,
+            strategy: self.strategy() as u32,
+            state: self.state_raw(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> uapi::Stats {
+        let c = &self.counters;
+        uapi::Stats {
+            faults_pte: c.faults_pte.load(Relaxed),
+            faults_pmd: c.faults_pmd.load(Relaxed),
+            faults_pud: c.faults_pud.load(Relaxed),
+            fallbacks: c.fallbacks.load(Relaxed),
+            pte_inserts: c.pte_inserts.load(Relaxed),
+            bytes_inserted: c.bytes_inserted.load(Relaxed),
+            zaps: c.zaps.load(Relaxed),
+            sigbus: c.sigbus.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn reset_stats(&self) {
+        let c = &self.counters;
+        for counter in [
+            &c.faults_pte,
+            &c.faults_pmd,
+            &c.faults_pud,
+            &c.fallbacks,
+            &c.pte_inserts,
+            &c.bytes_inserted,
+            &c.zaps,
+            &c.sigbus,
+        ] {
+            counter.store(0, kernel::sync::atomic::Release);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The char device's ioctl ABI. `guest-driver/probe/src/uapi.rs` mirrors it; change both.
+
+use kernel::{
+    ioctl::{_IO, _IOR, _IOW},
+    transmute::AsBytes,
+};
+
+const MAGIC: u32 = b'r' as u32;
+
+/// `RANGEFAULT_IOC_INFO`: what the device is and how the driver maps it.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Info {
+    pub(crate) vram_size: u64,
+    pub(crate) page_size: u64,
+    pub(crate) bar2_phys: u64,
+    /// [`crate::window::Strategy`] as its raw value.
+    pub(crate) strategy: u32,
+    /// [`crate::shared::State`] as its raw value.
+    pub(crate) state: u32,
+}
+
+/// `RANGEFAULT_IOC_STATS`: counters since load or the last `RESET_STATS`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stats {
+    /// Faults served by inserting PTEs (one per call of `fault`).
+    pub(crate) faults_pte: u64,
+    /// Faults served by inserting one PMD (2 MiB) leaf.
+    pub(crate) faults_pmd: u64,
+    /// Faults served by inserting one PUD (1 GiB) leaf.
+    pub(crate) faults_pud: u64,
+    /// `huge_fault` calls answered with VM_FAULT_FALLBACK.
+    pub(crate) fallbacks: u64,
+    /// PTE insert calls (already-present entries included).
+    pub(crate) pte_inserts: u64,
+    /// Bytes covered by the entries inserted.
+    pub(crate) bytes_inserted: u64,
+    /// Times every user mapping was zapped (disable, unbind).
+    pub(crate) zaps: u64,
+    /// Faults refused with SIGBUS (device disabled or gone).
+    pub(crate) sigbus: u64,
+}
+
+// SAFETY: `repr(C)` structs of `u64`s and two trailing `u32`s: no padding, every byte initialised.
+unsafe impl AsBytes for Info {}
+// SAFETY: `repr(C)` struct of `u64`s only: no padding.
+unsafe impl AsBytes for Stats {}
+
+pub(crate) const INFO: u32 = _IOR::<Info>(MAGIC, 0);
+pub(crate) const STATS: u32 = _IOR::<Stats>(MAGIC, 1);
+/// Argument: `u32` strategy (0 page, 1 prefault16, 2 range).
+pub(crate) const SET_STRATEGY: u32 = _IOW::<u32>(MAGIC, 2);
+/// Argument: `u32`, 0 disables (zapping every mapping), 1 enables again.
+pub(crate) const SET_ENABLED: u32 = _IOW::<u32>(MAGIC, 3);
+pub(crate) const RESET_STATS: u32 = _IO(MAGIC, 4);

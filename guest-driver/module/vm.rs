@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The only place that touches `vm_area_struct` and `vm_fault` directly.
+//!
+//! Rust-for-Linux 7.2 has no abstraction for `vm_operations_struct`, `vm_fault`, VM_PFNMAP,
+//! `vm_page_prot` or `vm_private_data` (`VmaNew` stops short of them). As in-tree binder does, this
+//! module keeps a `static` ops table and writes those fields once, during `mmap`, before the VMA
+//! is visible; everything else goes through [`FaultRef`], a small safe wrapper the fault logic in
+//! `fault.rs` uses without any `unsafe` of its own.
+
+use core::ffi::{c_uint, c_void};
+use core::marker::PhantomData;
+
+use kernel::{
+    bindings,
+    mm::virt::{flags, VmaNew, VmaRef},
+    sync::{Arc, ArcBorrow},
+};
+
+use crate::shared::DeviceShared;
+use crate::window::{Range, VmaSpan, PAGE_SIZE};
+
+pub(crate) type VmFault = bindings::vm_fault_t;
+pub(crate) const NOPAGE: VmFault = bindings::vm_fault_reason_VM_FAULT_NOPAGE;
+pub(crate) const SIGBUS: VmFault = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+pub(crate) const FALLBACK: VmFault = bindings::vm_fault_reason_VM_FAULT_FALLBACK;
+pub(crate) const PMD_ORDER: u32 = bindings::PMD_ORDER;
+pub(crate) const PUD_ORDER: u32 = bindings::PUD_ORDER;
+
+struct VmOps(bindings::vm_operations_struct);
+
+// SAFETY: the table is immutable function pointers; the mm core only reads it.
+unsafe impl Sync for VmOps {}
+
+static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
+    open: Some(vma_open),
+    close: Some(vma_close),
+    fault: Some(fault),
+    huge_fault: Some(huge_fault),
+    // Reads through the page tables + ioremap: what ptrace and /proc/PID/mem need for PFNMAPs.
+    access: Some(bindings::generic_access_phys),
+    ..pin_init::zeroed()
+});
+
+/// BAR offset of the first byte `vma` maps, if it does not overflow.
+pub(crate) fn vma_offset(vma: &VmaRef) -> Option<u64> {
+    // SAFETY: reading `vm_pgoff` of a VMA we have (at least read) access to.
+    let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff };
+    u64::try_from(pgoff).ok()?.checked_mul(PAGE_SIZE)
+}
+
+/// Turns a new VMA into a write-combining PFN mapping served by this driver's fault handlers,
+/// holding a reference to `shared` until the VMA is closed.
+pub(crate) fn setup_pfnmap(vma: &VmaNew, shared: Arc<DeviceShared>) {
+    vma.set_io();
+    vma.set_dontexpand();
+    vma.set_dontdump();
+    let raw = vma.as_ptr();
+    // SAFETY: `VmaNew` means the VMA is being set up inside f_op->mmap and is not yet visible to
+    // any other thread (mm/vma.c calls mmap_file before inserting it), so plain writes cannot
+    // race. VM_PFNMAP goes with the VM_IO set above (what remap_pfn_range sets too); the ops table
+    // is 'static; `vm_private_data` takes over one `Arc` reference, given back in `vma_close`.
+    unsafe {
+        (*raw).__bindgen_anon_2.vm_flags |= flags::PFNMAP;
+        (*raw).vm_page_prot = bindings::pgprot_writecombine((*raw).vm_page_prot);
+        (*raw).vm_ops = &VM_OPS.0;
+        (*raw).vm_private_data = Arc::into_raw(shared).cast_mut().cast::<c_void>();
+    }
+}
+
+/// The `DeviceShared` a VMA of ours refers to.
+///
+/// # Safety
+///
+/// `vma` must be one of this driver's VMAs (set up by [`setup_pfnmap`]) and not yet closed.
+unsafe fn shared_of<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, DeviceShared> {
+    // SAFETY: per the caller, `vm_private_data` holds an `Arc` reference taken in `setup_pfnmap`
+    // or `vma_open`, released only in `vma_close`.
+    unsafe { ArcBorrow::from_raw((*vma).vm_private_data.cast::<DeviceShared>()) }
+}
+
+/// One page fault on one of our VMAs, for the duration of the fault handler.
+pub(crate) struct FaultRef<'a> {
+    vmf: *mut bindings::vm_fault,
+    vma: &'a VmaRef,
+    shared: ArcBorrow<'a, DeviceShared>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> FaultRef<'a> {
+    /// # Safety
+    ///
+    /// `vmf` is the argument of a `fault`/`huge_fault` call on one of our VMAs, valid (and its VMA
+    /// locked for reading by the caller of the handler) for `'a`.
+    unsafe fn from_raw(vmf: *mut bindings::vm_fault) -> Self {
+        // SAFETY: per the caller, `vmf` and its VMA are valid and the VMA is read-locked (mmap
+        // lock or per-VMA lock), which is what `VmaRef` requires.
+        unsafe {
+            let vma = (*vmf).__bindgen_anon_1.vma;
+            Self {
+                vmf,
+                vma: VmaRef::from_raw(vma),
+                shared: shared_of(vma),
+                _not_send: PhantomData,
+            }
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &DeviceShared {
+        &self.shared
+    }
+
+    /// Page-aligned faulting address.
+    pub(crate) fn address(&self) -> u64 {
+        // SAFETY: `vmf` is valid for `'a` (type invariant).
+        unsafe { (*self.vmf).__bindgen_anon_1.address as u64 }
+    }
+
+    fn is_write(&self) -> bool {
+        // SAFETY: `vmf` is valid for `'a` (type invariant).
+        let fault_flags = unsafe { (*self.vmf).flags };
+        fault_flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+    }
+
+    pub(crate) fn span(&self) -> VmaSpan {
+        VmaSpan {
+            start: self.vma.start() as u64,
+            end: self.vma.end() as u64,
+            // mmap checked that the offset fits (see chardev.rs).
+            offset: vma_offset(self.vma).unwrap_or(0),
+        }
+    }
+
+    /// Inserts one PTE at `va` (inside the VMA). Already-present entries are left alone.
+    pub(crate) fn insert_pte(&self, va: u64, pfn: u64) -> VmFault {
+        // SAFETY: the VMA is a VM_PFNMAP, shared mapping (mmap enforced both), read-locked for
+        // `'a`; `vmf_insert_pfn` checks `va` against the VMA itself.
+        unsafe { bindings::vmf_insert_pfn(self.vma.as_ptr(), va as _, pfn as _) }
+    }
+
+    /// Inserts the PMD leaf that holds the faulting address. Only valid from `huge_fault` with
+    /// `PMD_ORDER` (the core then guarantees the PMD was none when it called us).
+    pub(crate) fn insert_pmd(&self, pfn: u64) -> VmFault {
+        // SAFETY: `vmf` is valid for `'a`; we are in `huge_fault(PMD_ORDER)`.
+        unsafe { bindings::vmf_insert_pfn_pmd(self.vmf, pfn as _, self.is_write()) }
+    }
+
+    /// Inserts the PUD leaf that holds the faulting address (from `huge_fault(PUD_ORDER)` only).
+    pub(crate) fn insert_pud(&self, pfn: u64) -> VmFault {
+        // SAFETY: `vmf` is valid for `'a`; we are in `huge_fault(PUD_ORDER)`.
+        unsafe { bindings::vmf_insert_pfn_pud(self.vmf, pfn as _, self.is_write()) }
+    }
+
+    /// Removes whatever this VMA maps in `range` (used when the device went away mid-fault).
+    pub(crate) fn zap(&self, range: Range) {
+        self.vma
+            .zap_vma_range(range.start as usize, range.len() as usize);
+    }
+}
+
+/// # Safety
+///
+/// Called by the mm core as `vm_ops->fault` of one of our VMAs.
+unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> VmFault {
+    // SAFETY: the mm core passes a valid `vmf` for one of our VMAs, locked for the call.
+    let fault = unsafe { FaultRef::from_raw(vmf) };
+    crate::fault::map_ptes(&fault)
+}
+
+/// # Safety
+///
+/// Called by the mm core as `vm_ops->huge_fault` of one of our VMAs.
+unsafe extern "C" fn huge_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> VmFault {
+    // SAFETY: as for `fault`.
+    let fault = unsafe { FaultRef::from_raw(vmf) };
+    crate::fault::map_huge(&fault, order)
+}
+
+/// A VMA of ours was duplicated (fork, split, mremap): it takes its own reference.
+///
+/// # Safety
+///
+/// Called by the mm core as `vm_ops->open` with a VMA copied from one of ours.
+unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: the copy carries the original's `vm_private_data`, whose reference is still held by
+    // the original VMA.
+    let shared: Arc<DeviceShared> = unsafe { shared_of(vma) }.into();
+    let _ = Arc::into_raw(shared);
+}
+
+/// # Safety
+///
+/// Called by the mm core as `vm_ops->close` of one of our VMAs, once.
+unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: gives back the reference this VMA took in `setup_pfnmap` or `vma_open`.
+    drop(unsafe { Arc::from_raw((*vma).vm_private_data.cast::<DeviceShared>()) });
+}

@@ -1,0 +1,65 @@
+//! `touch-all`: map all of VRAM (range insertion) and touch every page once.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::faults::bytes_per_fault;
+use crate::uapi::{Device, Strategy};
+use crate::vmap::{minor_faults, DeviceMapping};
+use crate::ProbeError;
+
+#[derive(Serialize)]
+pub struct TouchAll {
+    pub scenario: &'static str,
+    pub pass: bool,
+    pub page_size: u64,
+    pub strategy: &'static str,
+    pub touched_bytes: u64,
+    pub faults: u64,
+    pub expected_faults: u64,
+    pub minflt: u64,
+    pub faults_pte: u64,
+    pub faults_pmd: u64,
+    pub faults_pud: u64,
+    pub ns_per_fault: u64,
+}
+
+pub fn run() -> Result<TouchAll, ProbeError> {
+    let device = Device::open()?;
+    let info = device.info()?;
+    let align: u64 = if info.page_size >= 1 << 30 {
+        1 << 30
+    } else {
+        info.page_size.max(2 << 20)
+    };
+    device.set_strategy(Strategy::Range)?;
+    let mapping = DeviceMapping::new(&device, 0, info.vram_size as usize, align as usize, 0)?;
+    device.reset_stats()?;
+    let minflt_before = minor_faults();
+    let started = Instant::now();
+    let mut sum = 0u64;
+    for page in (0..info.vram_size).step_by(4096) {
+        sum = sum.wrapping_add(mapping.read64(page as usize));
+    }
+    std::hint::black_box(sum);
+    let elapsed = started.elapsed();
+    let minflt = minor_faults() - minflt_before;
+    let stats = device.stats()?;
+    let faults = stats.faults();
+    let expected = info.vram_size / bytes_per_fault(Strategy::Range, info.page_size, align);
+    Ok(TouchAll {
+        scenario: "touch-all",
+        pass: faults == expected && minflt >= faults,
+        page_size: info.page_size,
+        strategy: "range",
+        touched_bytes: info.vram_size,
+        faults,
+        expected_faults: expected,
+        minflt,
+        faults_pte: stats.faults_pte,
+        faults_pmd: stats.faults_pmd,
+        faults_pud: stats.faults_pud,
+        ns_per_fault: (elapsed.as_nanos() as u64).checked_div(faults).unwrap_or(0),
+    })
+}
