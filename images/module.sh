@@ -13,7 +13,7 @@ fi
 take_cache_lock
 sysroot="$("$IMAGES_DIR/sysroot.sh")"
 partial="$dest.partial"
-rm -rf "$partial"; mkdir -p "$partial"
+rm -rf "$RANGEFAULT_CACHE"/module-*.partial; mkdir -p "$partial"
 cp -r "$src"/. "$partial"/
 log "module: building rangefault.ko"
 if ! in_sysroot "$sysroot" make -C "/cache/${kernel##*/}/src" M="/cache/${partial##*/}" LLVM=1 modules \

@@ -5,76 +5,9 @@
 //! ~20 minutes. Only a host that cannot build it at all (not root) skips,
 //! with a message; under CI nothing skips.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+mod common;
 
-use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds the vmm binary once, into its own target dir (the outer cargo
-/// holds the workspace's).
-fn vmm_binary() -> &'static Path {
-    static VMM: OnceLock<PathBuf> = OnceLock::new();
-    VMM.get_or_init(|| {
-        let target = repo().join("target/ci");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "vmm", "--target-dir"])
-            .arg(&target)
-            .current_dir(repo())
-            .status()
-            .expect("cannot run cargo");
-        assert!(status.success(), "building vmm failed");
-        target.join("release/vmm")
-    })
-}
-
-/// Whether boot tests can run here; prints why not.
-fn can_boot() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc_geteuid() } == 0;
-    if !root {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "boot tests need root (debootstrap/chroot for the image) and CI must run them"
-        );
-        eprintln!("SKIPPED: boot tests need root to build the guest image (debootstrap + chroot)");
-    }
-    root
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
-/// One guest at a time: two TCG guests on two cores only slow each other.
-fn boot_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Boots with `args`, returns (exit code, report).
-fn boot(name: &str, args: &[&str]) -> (i32, Value) {
-    let _guard = boot_lock();
-    let report = repo().join(format!("target/ci/report-{name}.json"));
-    let _ = std::fs::remove_file(&report);
-    let status = Command::new(vmm_binary())
-        .arg("run")
-        .args(args)
-        .arg("--report")
-        .arg(&report)
-        .status()
-        .expect("cannot run vmm");
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no report at {} ({e}); vmm exit {status}", report.display()));
-    let value: Value = serde_json::from_str(&text).expect("report is not JSON");
-    (status.code().unwrap_or(-1), value)
-}
+use common::{boot, can_boot};
 
 fn check_skeleton(name: &str, vram: &str, page: &str, vram_bytes: u64, page_bytes: u64) {
     if !can_boot() {

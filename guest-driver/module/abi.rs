@@ -99,3 +99,35 @@ pub(crate) mod selftest {
     pub(crate) const RESULT_MISMATCH: u32 = 2;
     pub(crate) const RESULT_BAD_ARGS: u32 = 3;
 }
+
+/// Host page-table check registers (see `device-model/src/abi.rs`, `check`).
+pub(crate) mod check {
+    pub(crate) const ROOT_LO: usize = 0x100;
+    pub(crate) const ROOT_HI: usize = 0x104;
+    pub(crate) const VA_LO: usize = 0x108;
+    pub(crate) const VA_HI: usize = 0x10c;
+    pub(crate) const LEN_LO: usize = 0x110;
+    pub(crate) const LEN_HI: usize = 0x114;
+    pub(crate) const OFFSET_LO: usize = 0x118;
+    pub(crate) const OFFSET_HI: usize = 0x11c;
+    pub(crate) const PAT_LO: usize = 0x120;
+    pub(crate) const PAT_HI: usize = 0x124;
+    pub(crate) const FLAGS: usize = 0x128;
+    pub(crate) const DOORBELL: usize = 0x12c;
+    pub(crate) const STATUS: usize = 0x130;
+    pub(crate) const PAGES: usize = 0x134;
+    pub(crate) const PRESENT: usize = 0x138;
+    pub(crate) const LEAVES_4K: usize = 0x13c;
+    pub(crate) const LEAVES_2M: usize = 0x140;
+    pub(crate) const LEAVES_1G: usize = 0x144;
+    pub(crate) const MEMTYPE: usize = 0x148;
+    pub(crate) const MISMATCH_VA_LO: usize = 0x14c;
+    pub(crate) const MISMATCH_VA_HI: usize = 0x150;
+    pub(crate) const MISMATCH_KIND: usize = 0x154;
+    pub(crate) const SEQ: usize = 0x158;
+
+    pub(crate) const FLAG_LA57: u32 = 1 << 0;
+    pub(crate) const FLAG_REQUIRE_PRESENT: u32 = 1 << 1;
+    pub(crate) const STRATEGY_SHIFT: u32 = 8;
+    pub(crate) const RUN: u32 = 1;
+}

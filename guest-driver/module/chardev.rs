@@ -180,6 +180,11 @@ impl MiscDevice for DeviceShared {
                 _ => return Err(EINVAL),
             },
             uapi::RESET_STATS => shared.reset_stats(),
+            uapi::CHECK => {
+                let mut args: uapi::CheckArgs = read_user(arg)?;
+                crate::check::run(&shared, &mut args)?;
+                write_user(arg, &args)?;
+            }
             _ => return Err(ENOTTY),
         }
         Ok(0)

@@ -21,11 +21,14 @@ use kernel::{
 
 mod abi;
 mod chardev;
+mod check;
 mod fault;
 mod shared;
 mod uapi;
 mod vm;
 mod window;
+
+use core::marker::PhantomData;
 
 use chardev::{Chardev, DeviceName};
 use shared::{DeviceShared, Geometry, State};
@@ -75,14 +78,15 @@ const fn pci_device(vendor: u16, device: u16) -> pci::DeviceId {
 type Regs<'bound> = pci::Bar<'bound, { abi::REGS_BAR_SIZE }>;
 
 /// State of one bound device; the PCI core owns it from probe to remove. Fields drop in order:
-/// the char device goes first, the BAR0 mapping last.
+/// the char device goes first. BAR0 lives in the shared state as a `Devres`, revoked on unbind,
+/// so the CHECK ioctl can reach it while the device is bound.
 #[pin_data]
 struct RangefaultDevice<'bound> {
     #[pin]
     chardev: Chardev,
     _name: DeviceName,
     _write_combining: WriteCombining,
-    regs: Regs<'bound>,
+    _bound: PhantomData<&'bound ()>,
 }
 
 /// The VRAM BAR's PAT memtype reservation as write-combining, for as long as the device is bound.
@@ -127,10 +131,12 @@ impl pci::Driver for RangefaultDriver {
     fn unbind<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
         // Zap every user mapping before the device goes away; later touches get SIGBUS.
         this.chardev.shared().revoke(State::Gone);
-        // BAR0 is still mapped here; it is released only when `this` is dropped after unbind.
-        this.regs.update(abi::reg::CONTROL, |control: u32| {
-            control & !abi::control::ENABLE
-        });
+        // BAR0 is still mapped here; its `Devres` is revoked after unbind returns.
+        if let Ok(regs) = this.chardev.shared().registers(pdev.as_ref()) {
+            regs.update(abi::reg::CONTROL, |control: u32| {
+                control & !abi::control::ENABLE
+            });
+        }
         dev_info!(pdev, "unbound\n");
     }
 }
@@ -169,17 +175,22 @@ impl<'bound> RangefaultDevice<'bound> {
             return Err(EINVAL);
         }
 
-        let shared = DeviceShared::new(Geometry {
-            bar2_phys: vram_start,
-            vram_size: geometry.size,
-            page_size: geometry.page_size(),
-        })?;
+        let shared = DeviceShared::new(
+            Geometry {
+                bar2_phys: vram_start,
+                vram_size: geometry.size,
+                page_size: geometry.page_size(),
+            },
+            regs.into_devres()?,
+        )?;
         let write_combining = WriteCombining::reserve(vram_start, vram_len)?;
         let name = DeviceName::take()?;
 
-        regs.update(abi::reg::CONTROL, |control: u32| {
-            control | abi::control::ENABLE
-        });
+        shared
+            .registers(pdev.as_ref())?
+            .update(abi::reg::CONTROL, |control: u32| {
+                control | abi::control::ENABLE
+            });
         // The host test parses this line; keep its keys and formats.
         dev_info!(
             pdev,
@@ -195,7 +206,7 @@ impl<'bound> RangefaultDevice<'bound> {
             chardev <- Chardev::new(shared, device_name),
             _name: name,
             _write_combining: write_combining,
-            regs,
+            _bound: PhantomData,
         }))
     }
 }

@@ -8,7 +8,9 @@
 
 use kernel::{
     bindings,
+    devres::Devres,
     fs::File,
+    pci,
     new_mutex,
     prelude::*,
     sync::{
@@ -80,9 +82,13 @@ impl Counters {
     }
 }
 
+/// BAR0, for as long as the device is bound (revoked on unbind).
+pub(crate) type Registers = pci::Bar<'static, { crate::abi::REGS_BAR_SIZE }>;
+
 #[pin_data]
 pub(crate) struct DeviceShared {
     pub(crate) geometry: Geometry,
+    registers: Devres<Registers>,
     strategy: Atomic<u32>,
     state: Atomic<u32>,
     pub(crate) counters: Counters,
@@ -91,10 +97,11 @@ pub(crate) struct DeviceShared {
 }
 
 impl DeviceShared {
-    pub(crate) fn new(geometry: Geometry) -> Result<Arc<Self>> {
+    pub(crate) fn new(geometry: Geometry, registers: Devres<Registers>) -> Result<Arc<Self>> {
         Arc::pin_init(
             try_pin_init!(Self {
                 geometry,
+                registers,
                 strategy: Atomic::new(Strategy::Range as u32),
                 state: Atomic::new(State::Enabled as u32),
                 counters: Counters::new(),
@@ -105,6 +112,19 @@ impl DeviceShared {
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Runs `f` on BAR0 if the device is still bound (under RCU: `f` must not sleep).
+    pub(crate) fn with_registers<R>(&self, f: impl FnOnce(&Registers) -> R) -> Option<R> {
+        self.registers.try_access_with(f)
+    }
+
+    /// BAR0 from a bound-device context (probe, unbind).
+    pub(crate) fn registers<'a>(
+        &'a self,
+        pdev: &'a kernel::device::Device<kernel::device::Bound>,
+    ) -> Result<&'a Registers> {
+        self.registers.access(pdev)
     }
 
     pub(crate) fn strategy(&self) -> Strategy {

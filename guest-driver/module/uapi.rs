@@ -44,6 +44,40 @@ pub(crate) struct Stats {
     pub(crate) sigbus: u64,
 }
 
+/// `RANGEFAULT_IOC_CHECK`: ask the device to verify, from the host, the page-table entries this
+/// process has for `[va, va + len)` of one of its mappings of the device.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CheckArgs {
+    // In.
+    pub(crate) va: u64,
+    pub(crate) len: u64,
+    /// Added to the offset the VMA really maps (non-zero only to prove the check can fail).
+    pub(crate) offset_delta: i64,
+    /// Strategy to expect; `u32::MAX` means the current one.
+    pub(crate) strategy: u32,
+    /// `1`: every page must be present.
+    pub(crate) require_present: u32,
+    // Out (the device's summary registers).
+    pub(crate) status: u32,
+    pub(crate) memtype: u32,
+    pub(crate) pages: u32,
+    pub(crate) present: u32,
+    pub(crate) leaves_4k: u32,
+    pub(crate) leaves_2m: u32,
+    pub(crate) leaves_1g: u32,
+    pub(crate) mismatch_kind: u32,
+    pub(crate) mismatch_va: u64,
+    pub(crate) seq: u32,
+    pub(crate) _reserved: u32,
+}
+
+// SAFETY: `repr(C)`, fields ordered so that there is no padding (8,8,8 then 4-byte pairs, then
+// 8, then two 4-byte fields): every byte is initialised.
+unsafe impl AsBytes for CheckArgs {}
+// SAFETY: as above; any bit pattern is a valid value of each field.
+unsafe impl kernel::transmute::FromBytes for CheckArgs {}
+
 // SAFETY: `repr(C)` structs of `u64`s and two trailing `u32`s: no padding, every byte initialised.
 unsafe impl AsBytes for Info {}
 // SAFETY: `repr(C)` struct of `u64`s only: no padding.
@@ -56,3 +90,4 @@ pub(crate) const SET_STRATEGY: u32 = _IOW::<u32>(MAGIC, 2);
 /// Argument: `u32`, 0 disables (zapping every mapping), 1 enables again.
 pub(crate) const SET_ENABLED: u32 = _IOW::<u32>(MAGIC, 3);
 pub(crate) const RESET_STATS: u32 = _IO(MAGIC, 4);
+pub(crate) const CHECK: u32 = kernel::ioctl::_IOWR::<CheckArgs>(MAGIC, 5);

@@ -42,6 +42,12 @@ static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
     ..pin_init::zeroed()
 });
 
+/// Whether `vma` is one of this driver's mappings.
+pub(crate) fn is_ours(vma: &VmaRef) -> bool {
+    // SAFETY: reading `vm_ops` of a VMA we have (at least read) access to.
+    core::ptr::eq(unsafe { (*vma.as_ptr()).vm_ops }, &VM_OPS.0)
+}
+
 /// BAR offset of the first byte `vma` maps, if it does not overflow.
 pub(crate) fn vma_offset(vma: &VmaRef) -> Option<u64> {
     // SAFETY: reading `vm_pgoff` of a VMA we have (at least read) access to.

@@ -5,6 +5,7 @@
 mod faults;
 mod mapping;
 mod regs;
+mod semantics;
 mod skeleton;
 mod sysfs;
 mod touch_all;
@@ -46,7 +47,7 @@ impl ProbeError {
     }
 }
 
-const SCENARIOS: &[&str] = &["skeleton", "faults", "touch-all"];
+const SCENARIOS: &[&str] = &["skeleton", "faults", "touch-all", "semantics"];
 
 /// One check inside a scenario.
 #[derive(Serialize)]
@@ -81,6 +82,12 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
                 pass &= result.pass;
                 emit(&result);
             }
+            Ok(pass)
+        }
+        "semantics" => {
+            let result = semantics::run()?;
+            let pass = result.pass;
+            emit(&result);
             Ok(pass)
         }
         "touch-all" => {

@@ -81,13 +81,13 @@ impl DeviceMapping {
     }
 
     pub fn write64(&self, at: usize, value: u64) {
-        assert!(at % 8 == 0 && at + 8 <= self.len);
+        assert!(at.is_multiple_of(8) && at + 8 <= self.len);
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`.
         unsafe { self.ptr.add(at).cast::<u64>().write_volatile(value) }
     }
 
     pub fn read64(&self, at: usize) -> u64 {
-        assert!(at % 8 == 0 && at + 8 <= self.len);
+        assert!(at.is_multiple_of(8) && at + 8 <= self.len);
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as `self`.
         unsafe { self.ptr.add(at).cast::<u64>().read_volatile() }
     }

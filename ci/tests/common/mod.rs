@@ -1,0 +1,114 @@
+//! Plumbing shared by the boot tests: build vmm once, boot one guest at a time, read reports.
+
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the vmm binary once, into its own target dir (the outer cargo holds the workspace's).
+pub fn vmm_binary() -> &'static Path {
+    static VMM: OnceLock<PathBuf> = OnceLock::new();
+    VMM.get_or_init(|| {
+        let target = repo().join("target/ci");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--quiet", "-p", "vmm", "--target-dir"])
+            .arg(&target)
+            .current_dir(repo())
+            .status()
+            .expect("cannot run cargo");
+        assert!(status.success(), "building vmm failed");
+        target.join("release/vmm")
+    })
+}
+
+extern "C" {
+    fn geteuid() -> u32;
+}
+
+/// Whether boot tests can run here; prints why not. Under CI they must.
+pub fn can_boot() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "boot tests need root (debootstrap/chroot for the image) and CI must run them"
+        );
+        eprintln!("SKIPPED: boot tests need root to build the guest image (debootstrap + chroot)");
+    }
+    root
+}
+
+/// One guest at a time: two TCG guests on two cores only slow each other down. Cargo runs test
+/// binaries one after another; inside one binary this lock serialises the tests' boots.
+fn boot_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Boots with `args`; returns (exit code, report).
+pub fn boot(name: &str, args: &[&str]) -> (i32, Value) {
+    let _guard = boot_lock();
+    let report = repo().join(format!("target/ci/report-{name}.json"));
+    let _ = std::fs::remove_file(&report);
+    let status = Command::new(vmm_binary())
+        .arg("run")
+        .args(args)
+        .arg("--report")
+        .arg(&report)
+        .status()
+        .expect("cannot run vmm");
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report at {} ({e}); vmm exit {status}", report.display()));
+    let value: Value = serde_json::from_str(&text).expect("report is not JSON");
+    (status.code().unwrap_or(-1), value)
+}
+
+/// Boots `scenario` on a device of `vram` / `page`, asserts the run as a whole passed with a
+/// clean guest log and no trapped VRAM access, and returns the report (None when skipped).
+pub fn boot_scenario(name: &str, vram: &str, page: &str, scenario: &str) -> Option<Value> {
+    if !can_boot() {
+        return None;
+    }
+    let (code, report) = boot(
+        name,
+        &[
+            "--engine",
+            "qemu",
+            "--vram",
+            vram,
+            "--page-size",
+            page,
+            "--scenario",
+            scenario,
+        ],
+    );
+    let show = serde_json::to_string_pretty(&report).unwrap_or_default();
+    assert_eq!(
+        report["guest_log_problems"],
+        serde_json::json!([]),
+        "{show}"
+    );
+    assert_eq!(report["host"]["vram_trapped_accesses"], 0, "{show}");
+    assert_eq!(code, 0, "vmm failed; report:\n{show}");
+    assert_eq!(report["pass"], true, "{show}");
+    Some(report)
+}
+
+/// The results of the guest scenario `name` in `report`.
+pub fn scenarios_named<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
+    let found: Vec<&Value> = report["scenarios"]
+        .as_array()
+        .map(|all| all.iter().filter(|s| s["scenario"] == name).collect())
+        .unwrap_or_default();
+    assert!(!found.is_empty(), "no {name} result in {report:#}");
+    found
+}
