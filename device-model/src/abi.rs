@@ -66,9 +66,80 @@ pub mod reg {
     pub const SELFTEST_RESULT: u64 = 0x034;
     /// RO: offset (relative to the window) of the first mismatching byte.
     pub const SELFTEST_MISMATCH_AT: u64 = 0x038;
-    /// One past the last defined register (0x100..0x800 is reserved for the
-    /// host page-table check).
+    /// One past the last self-test register; the host page-table check registers
+    /// ([`super::check`]) follow at 0x100.
     pub const END: u64 = 0x03c;
+}
+
+/// Host page-table check: the driver describes a range of the calling process's mapping of
+/// VRAM; the device walks the guest's page tables (in guest RAM, from the host side) and leaves a
+/// summary in these registers. The host keeps the full result for its report.
+pub mod check {
+    /// RW: guest-physical address of the process's top-level page table (what CR3 holds; bits
+    /// 0..11 and 63 are ignored).
+    pub const ROOT_LO: u64 = 0x100;
+    pub const ROOT_HI: u64 = 0x104;
+    /// RW: first virtual address and length (bytes, 4 KiB multiples) of the range to check.
+    pub const VA_LO: u64 = 0x108;
+    pub const VA_HI: u64 = 0x10c;
+    pub const LEN_LO: u64 = 0x110;
+    pub const LEN_HI: u64 = 0x114;
+    /// RW: the VRAM (BAR2) offset that `VA` should map.
+    pub const OFFSET_LO: u64 = 0x118;
+    pub const OFFSET_HI: u64 = 0x11c;
+    /// RW: the guest's IA32_PAT MSR (to decode memory types).
+    pub const PAT_LO: u64 = 0x120;
+    pub const PAT_HI: u64 = 0x124;
+    /// RW: [`FLAG_LA57`] | [`FLAG_REQUIRE_PRESENT`] | strategy << [`STRATEGY_SHIFT`].
+    pub const FLAGS: u64 = 0x128;
+    /// WO doorbell: write [`RUN`]; the check runs synchronously.
+    pub const DOORBELL: u64 = 0x12c;
+    /// RO results of the last check.
+    pub const STATUS: u64 = 0x130;
+    pub const PAGES: u64 = 0x134;
+    pub const PRESENT: u64 = 0x138;
+    pub const LEAVES_4K: u64 = 0x13c;
+    pub const LEAVES_2M: u64 = 0x140;
+    pub const LEAVES_1G: u64 = 0x144;
+    /// PAT memory-type encoding shared by every present page (0 UC, 1 WC, 4 WT, 5 WP, 6 WB,
+    /// 7 UC-), or [`MEMTYPE_MIXED`].
+    pub const MEMTYPE: u64 = 0x148;
+    pub const MISMATCH_VA_LO: u64 = 0x14c;
+    pub const MISMATCH_VA_HI: u64 = 0x150;
+    /// [`MISMATCH_NONE`] .. [`MISMATCH_WRONG_MEMTYPE`].
+    pub const MISMATCH_KIND: u64 = 0x154;
+    /// Number of checks run so far (the host report's index of this one is `SEQ - 1`).
+    pub const SEQ: u64 = 0x158;
+    /// One past the last check register.
+    pub const END: u64 = 0x15c;
+
+    pub const FLAG_LA57: u32 = 1 << 0;
+    pub const FLAG_REQUIRE_PRESENT: u32 = 1 << 1;
+    /// Strategy the driver faulted with: 0 page, 1 prefault16, 2 range. With `range` the
+    /// device expects the largest leaf its preferred page size allows where VA and address
+    /// are aligned (1G leaves for 1 GiB pages, 2M for 2 MiB..512 MiB), 4K leaves otherwise.
+    pub const STRATEGY_SHIFT: u32 = 8;
+    pub const STRATEGY_MASK: u32 = 0xff << STRATEGY_SHIFT;
+    pub const RUN: u32 = 1;
+
+    pub const STATUS_IDLE: u32 = 0;
+    pub const STATUS_PASS: u32 = 1;
+    pub const STATUS_MISMATCH: u32 = 2;
+    /// The page tables could not be walked (garbage, reserved bits, outside guest RAM).
+    pub const STATUS_WALK_ERROR: u32 = 3;
+    /// The request itself is invalid (unaligned, empty, too long, unknown strategy).
+    pub const STATUS_BAD_REQUEST: u32 = 4;
+    /// This engine gives the device no access to guest RAM.
+    pub const STATUS_UNSUPPORTED: u32 = 5;
+
+    pub const MEMTYPE_MIXED: u32 = 0xff;
+
+    pub const MISMATCH_NONE: u32 = 0;
+    pub const MISMATCH_NOT_PRESENT: u32 = 1;
+    pub const MISMATCH_OUTSIDE_RANGE: u32 = 2;
+    pub const MISMATCH_WRONG_GPA: u32 = 3;
+    pub const MISMATCH_WRONG_SIZE: u32 = 4;
+    pub const MISMATCH_WRONG_MEMTYPE: u32 = 5;
 }
 
 /// Value of [`reg::MAGIC`]: "RFLT" in little-endian byte order.

@@ -4,10 +4,13 @@
 //!
 //! It knows nothing about any VMM: engines (a vfio-user server for QEMU, a
 //! KVM VMM) forward config and BAR0 accesses here, share [`Vram::fd`] with
-//! the guest, and deliver the MSI-X messages this model hands back.
+//! the guest, and deliver the MSI-X messages this model hands back. Engines
+//! that can read guest RAM also give the device a [`GuestPageTables`] for the
+//! host page-table check ([`host_check`]).
 
 pub mod abi;
 mod config;
+pub mod host_check;
 mod msix;
 pub mod pattern;
 mod pci_config;
@@ -16,6 +19,7 @@ mod registers;
 mod vram;
 
 pub use config::{ByteSize, ConfigError, DeviceConfig};
+pub use host_check::{CheckOutcome, CheckRequest, GuestPageTables, HostCheckRecord};
 pub use msix::{MsixMessage, MsixState, MsixVector};
 pub use vram::Vram;
 
@@ -113,13 +117,37 @@ impl RangefaultDevice {
         }
     }
 
-    /// Writes BAR0 at `offset`. Self-test commands run synchronously here.
-    /// May unmask MSI-X vectors: see [`Self::take_msix_deliverable`].
+    /// Writes BAR0 at `offset`. Self-test commands and host page-table
+    /// checks run synchronously here (a check calls the installed
+    /// [`GuestPageTables`]). May unmask MSI-X vectors: see
+    /// [`Self::take_msix_deliverable`].
     pub fn regs_write(&mut self, offset: u64, data: &[u8]) {
         self.stats.reg_writes += 1;
-        if !self.regs.write(offset, data, &self.vram, &mut self.msix) {
+        let vram_bar = self.pci.bar_address(abi::VRAM_BAR);
+        if !self
+            .regs
+            .write(offset, data, &self.vram, &mut self.msix, vram_bar)
+        {
             self.stats.bad_accesses += 1;
         }
+    }
+
+    /// Gives the device access to the guest's page tables; until then every
+    /// host check ends in `STATUS_UNSUPPORTED`. Replaces an earlier one.
+    pub fn set_page_tables(&mut self, page_tables: Box<dyn GuestPageTables>) {
+        self.regs.host_checker_mut().set_page_tables(page_tables);
+    }
+
+    /// Every host check run so far, oldest first, up to
+    /// [`host_check::MAX_RECORDS`]; later ones are only counted in
+    /// [`Self::host_checks_dropped`].
+    pub fn host_checks(&self) -> &[HostCheckRecord] {
+        self.regs.host_checker().records()
+    }
+
+    /// Host checks that ran but whose records were not kept.
+    pub fn host_checks_dropped(&self) -> u64 {
+        self.regs.host_checker().records_dropped()
     }
 
     /// Base address the guest programmed into `bar` (BAR2 as 64 bits);

@@ -1,10 +1,12 @@
 //! BAR0: the 32-bit register file, the self-test engine behind it, and the
-//! routing of the MSI-X table and PBA windows to [`MsixState`].
+//! routing of the host page-table check registers to [`HostChecker`] and of
+//! the MSI-X table and PBA windows to [`MsixState`].
 
 use std::time::Duration;
 
 use crate::abi::{self, reg, selftest};
 use crate::config::DeviceConfig;
+use crate::host_check::{DeviceView, HostChecker};
 use crate::msix::{self, MsixState};
 use crate::pattern;
 use crate::ratelimit::RateLimiter;
@@ -17,6 +19,7 @@ const SELFTEST_CHUNK: usize = 1 << 20;
 /// What a 4-aligned BAR0 offset decodes to.
 enum Region {
     Register(u64),
+    HostCheck(u64),
     MsixTable(u64),
     MsixPba(u64),
     Unknown,
@@ -27,6 +30,8 @@ fn decode(offset: u64) -> Region {
     let pba = abi::MSIX_PBA_OFFSET..abi::MSIX_PBA_OFFSET + msix::PBA_SIZE;
     if offset < reg::END {
         Region::Register(offset)
+    } else if HostChecker::claims(offset) {
+        Region::HostCheck(offset)
     } else if table.contains(&offset) {
         Region::MsixTable(offset - table.start)
     } else if pba.contains(&offset) {
@@ -40,6 +45,7 @@ fn decode(offset: u64) -> Region {
 pub(crate) struct Registers {
     vram_size: u64,
     page_shift: u32,
+    host_checker: HostChecker,
     control: u32,
     scratch: u32,
     selftest_offset: u64,
@@ -56,6 +62,7 @@ impl Registers {
         Self {
             vram_size: config.vram_size,
             page_shift: config.page_shift(),
+            host_checker: HostChecker::new(),
             control: 0,
             scratch: 0,
             selftest_offset: 0,
@@ -70,6 +77,14 @@ impl Registers {
 
     pub(crate) fn selftests_run(&self) -> u64 {
         self.selftests_run
+    }
+
+    pub(crate) fn host_checker(&self) -> &HostChecker {
+        &self.host_checker
+    }
+
+    pub(crate) fn host_checker_mut(&mut self) -> &mut HostChecker {
+        &mut self.host_checker
     }
 
     /// Reads any number of bytes at any offset, byte by byte from the
@@ -95,13 +110,15 @@ impl Registers {
 
     /// Applies aligned 4-byte writes, and aligned 8-byte writes as two 4-byte
     /// ones; anything else is ignored. Returns false if (part of) the write
-    /// was ignored.
+    /// was ignored. `vram_bar` is BAR2's programmed address, which a host
+    /// check's expected GPA derives from.
     pub(crate) fn write(
         &mut self,
         offset: u64,
         data: &[u8],
         vram: &Vram,
         msix: &mut MsixState,
+        vram_bar: Option<u64>,
     ) -> bool {
         match (data.len(), offset % 4, offset % 8) {
             (4, 0, _) | (8, _, 0) => {
@@ -109,7 +126,8 @@ impl Registers {
                 for (i, chunk) in data.chunks_exact(4).enumerate() {
                     let value = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
                     // 8-aligned offsets leave room for +4 without overflow.
-                    ok &= self.write_dword(offset + 4 * i as u64, value, vram, msix);
+                    let at = offset + 4 * i as u64;
+                    ok &= self.write_dword(at, value, vram, msix, vram_bar);
                 }
                 ok
             }
@@ -123,6 +141,7 @@ impl Registers {
     fn read_dword(&self, offset: u64, msix: &MsixState) -> Option<u32> {
         match decode(offset) {
             Region::Register(r) => self.read_register(r),
+            Region::HostCheck(r) => self.host_checker.read(r),
             Region::MsixTable(off) => Some(msix.table_read(off)),
             Region::MsixPba(off) => Some(msix.pba_read(off)),
             Region::Unknown => None,
@@ -157,13 +176,33 @@ impl Registers {
         })
     }
 
-    fn write_dword(&mut self, offset: u64, value: u32, vram: &Vram, msix: &mut MsixState) -> bool {
+    fn write_dword(
+        &mut self,
+        offset: u64,
+        value: u32,
+        vram: &Vram,
+        msix: &mut MsixState,
+        vram_bar: Option<u64>,
+    ) -> bool {
         if offset >= abi::REGS_BAR_SIZE {
             self.ignored(offset, 4, "beyond BAR0");
             return false;
         }
         match decode(offset) {
             Region::Register(r) => self.write_register(r, value, vram),
+            Region::HostCheck(r) => {
+                let device = DeviceView {
+                    vram_bar,
+                    page_size: 1 << self.page_shift,
+                };
+                match self.host_checker.write(r, value, device) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        self.ignored(offset, 4, why);
+                        false
+                    }
+                }
+            }
             Region::MsixTable(off) => {
                 msix.table_write(off, value);
                 true

@@ -3,8 +3,10 @@
 
 mod engine;
 mod guest_console;
+mod guest_ram;
 mod hostvirt;
 mod images;
+mod page_table_check;
 mod report;
 mod run;
 mod size;

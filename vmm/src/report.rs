@@ -1,7 +1,10 @@
 //! The JSON report `vmm run --report FILE` writes.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
+use device_model::host_check::CheckStatus;
+use device_model::{HostCheckRecord, RangefaultDevice};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,6 +27,9 @@ pub struct Report {
     /// Kernel oops/WARN/lockdep lines seen on the guest console.
     pub guest_log_problems: Vec<String>,
     pub host: ServerStatsSnapshot,
+    /// The device's page-table checks (the guest reads each one's summary
+    /// from BAR0 and puts it in its scenario result as `host_check`).
+    pub host_checks: HostChecks,
     pub host_errors: Vec<String>,
     pub timing: Timing,
     pub timed_out: bool,
@@ -61,4 +67,92 @@ pub struct Timing {
     /// From starting the engine to the driver's "bound:" line.
     pub boot_to_bound_s: Option<f64>,
     pub wall_s: f64,
+}
+
+/// Every host page-table check the guest asked for.
+#[derive(Debug, Serialize)]
+pub struct HostChecks {
+    /// Doorbells rung (the device's SEQ).
+    pub total: u64,
+    /// Checks beyond the device's record limit, counted but not kept.
+    pub dropped: u64,
+    /// Kept checks per status ("pass", "mismatch", "walk_error",
+    /// "bad_request", "unsupported"); absent statuses are 0.
+    pub by_status: BTreeMap<&'static str, u64>,
+    /// One line per kept check, in order.
+    pub summary: Vec<String>,
+    /// The full records: the driver's registers, the device's expectations,
+    /// the walk's verdict or the error.
+    pub records: Vec<HostCheckRecord>,
+}
+
+impl HostChecks {
+    /// Reads the records out of the device once the guest has stopped.
+    pub fn of(device: &Mutex<RangefaultDevice>) -> Self {
+        // Poisoned only if the server thread panicked; the records are still
+        // whole and the more useful for it.
+        let device = device.lock().unwrap_or_else(|e| e.into_inner());
+        let records = device.host_checks().to_vec();
+        let dropped = device.host_checks_dropped();
+        let mut by_status: BTreeMap<&'static str, u64> = [
+            CheckStatus::Pass,
+            CheckStatus::Mismatch,
+            CheckStatus::WalkError,
+            CheckStatus::BadRequest,
+            CheckStatus::Unsupported,
+        ]
+        .into_iter()
+        .map(|status| (status_name(status), 0))
+        .collect();
+        for record in &records {
+            *by_status.entry(status_name(record.status)).or_default() += 1;
+        }
+        HostChecks {
+            total: records.len() as u64 + dropped,
+            dropped,
+            by_status,
+            summary: records.iter().map(HostCheckRecord::summary).collect(),
+            records,
+        }
+    }
+}
+
+/// The name a status has in the JSON records, for the per-status counts.
+fn status_name(status: CheckStatus) -> &'static str {
+    match status {
+        CheckStatus::Pass => "pass",
+        CheckStatus::Mismatch => "mismatch",
+        CheckStatus::WalkError => "walk_error",
+        CheckStatus::BadRequest => "bad_request",
+        CheckStatus::Unsupported => "unsupported",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use device_model::abi::check;
+    use device_model::DeviceConfig;
+
+    use super::*;
+
+    #[test]
+    fn host_checks_count_and_serialize() {
+        let config = DeviceConfig::new(64 << 20, 4096).unwrap();
+        let device = Mutex::new(RangefaultDevice::new(config).unwrap());
+        {
+            let mut d = device.lock().unwrap();
+            // No BAR2 address: a bad request, recorded all the same.
+            d.regs_write(check::LEN_LO, &0x1000u32.to_le_bytes());
+            d.regs_write(check::DOORBELL, &check::RUN.to_le_bytes());
+        }
+        let checks = HostChecks::of(&device);
+        assert_eq!((checks.total, checks.dropped), (1, 0));
+        assert_eq!(checks.by_status["bad_request"], 1);
+        assert_eq!(checks.by_status["pass"], 0);
+        let json = serde_json::to_value(&checks).unwrap();
+        // The status names used for the counts are the records' own.
+        assert_eq!(json["records"][0]["status"], "bad_request");
+        assert_eq!(json["records"][0]["seq"], 1);
+        assert!(json["summary"][0].as_str().unwrap().contains("BAR2"));
+    }
 }

@@ -10,10 +10,10 @@ use clap::Args;
 
 use device_model::{abi, DeviceConfig, RangefaultDevice};
 
-use crate::engine::{self, qemu, Engine, EngineChoice};
+use crate::engine::{self, kvm, qemu, Engine, EngineChoice};
 use crate::hostvirt::HostVirt;
 use crate::images::{self, Parts};
-use crate::report::{DeviceReport, GuestDriverView, Report, Timing, Versions};
+use crate::report::{DeviceReport, GuestDriverView, HostChecks, Report, Timing, Versions};
 use crate::size::{format_size, power_of_two_in};
 use crate::topology;
 
@@ -133,8 +133,21 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         cpus: args.cpus,
         timeout: Duration::from_secs(args.timeout),
     };
+    // The engine takes the device; keep a handle to read its host checks after.
+    let checked_device = Arc::clone(&device);
     let outcome = match engine {
         Engine::Qemu => qemu::run(&launch, device)?,
+        Engine::Kvm => kvm::run(
+            &kvm::KvmLaunch {
+                kernel: launch.kernel.clone(),
+                initramfs: launch.initramfs.clone(),
+                cmdline: launch.cmdline.clone(),
+                memory: launch.memory,
+                cpus: launch.cpus,
+                timeout: launch.timeout,
+            },
+            device,
+        )?,
     };
 
     let console = &outcome.console;
@@ -198,6 +211,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         guest_exit_code: console.exit_code,
         guest_log_problems: console.problems.clone(),
         host: outcome.server.clone(),
+        host_checks: HostChecks::of(&checked_device),
         host_errors,
         timing: Timing {
             boot_to_bound_s: console.bound_after.map(|d| d.as_secs_f64()),

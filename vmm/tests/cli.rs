@@ -43,8 +43,14 @@ fn vram_out_of_range() {
 #[test]
 fn page_size_out_of_range_or_garbage() {
     assert_rejected(&["run", "--page-size", "2K"], &["--page-size", "4K ..= 1G"]);
-    assert_rejected(&["run", "--page-size", "lots"], &["--page-size", "not a size"]);
-    assert_rejected(&["run", "--page-size", "3X"], &["--page-size", "unknown unit"]);
+    assert_rejected(
+        &["run", "--page-size", "lots"],
+        &["--page-size", "not a size"],
+    );
+    assert_rejected(
+        &["run", "--page-size", "3X"],
+        &["--page-size", "unknown unit"],
+    );
 }
 
 #[test]

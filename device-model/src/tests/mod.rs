@@ -2,6 +2,7 @@
 
 mod config_space;
 mod fuzz;
+mod host_check;
 mod registers;
 
 use crate::{DeviceConfig, RangefaultDevice};

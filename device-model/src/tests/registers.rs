@@ -143,7 +143,8 @@ fn unknown_offsets_read_zero_and_ignore_writes() {
     let mut d = device();
     let unknown = [
         reg::END,
-        0x100,
+        0xfc,
+        abi::check::END,
         0x7fc,
         abi::MSIX_TABLE_OFFSET + 16 * u64::from(abi::MSIX_VECTORS),
         abi::MSIX_PBA_OFFSET + 8,

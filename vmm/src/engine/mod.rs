@@ -1,5 +1,6 @@
 //! Engines run the guest with the rangefault device attached.
 
+pub mod kvm;
 pub mod qemu;
 pub mod vfio_server;
 
@@ -20,12 +21,14 @@ pub enum EngineChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Qemu,
+    Kvm,
 }
 
 impl Engine {
     pub fn name(self) -> &'static str {
         match self {
             Engine::Qemu => "qemu",
+            Engine::Kvm => "kvm",
         }
     }
 }
@@ -34,20 +37,23 @@ impl Engine {
 pub fn choose(choice: EngineChoice, host: &HostVirt) -> Result<(Engine, String), String> {
     match choice {
         EngineChoice::Qemu => Ok((Engine::Qemu, "requested with --engine qemu".into())),
-        EngineChoice::Kvm => Err(format!(
-            "--engine kvm: the KVM engine is not available yet; use --engine qemu (host: {})",
-            host.explain()
+        EngineChoice::Kvm if host.kvm_boots_linux() => {
+            Ok((Engine::Kvm, "requested with --engine kvm".into()))
+        }
+        // The user may insist, but say plainly that Linux will not boot.
+        EngineChoice::Kvm => Ok((
+            Engine::Kvm,
+            format!(
+                "requested with --engine kvm; WARNING: {}, so Linux will not boot here",
+                host.explain()
+            ),
         )),
+        EngineChoice::Auto if host.kvm_boots_linux() => {
+            Ok((Engine::Kvm, format!("auto: {}, so kvm", host.explain())))
+        }
         EngineChoice::Auto => Ok((
             Engine::Qemu,
-            if host.kvm_boots_linux() {
-                format!(
-                    "auto: {}, but the KVM engine is not available yet, so qemu (TCG)",
-                    host.explain()
-                )
-            } else {
-                format!("auto: {}, so qemu (TCG)", host.explain())
-            },
+            format!("auto: {}, so qemu (TCG)", host.explain()),
         )),
     }
 }

@@ -89,10 +89,13 @@ fn qemu_command(launch: &QemuLaunch, socket: &std::path::Path) -> Command {
         .args(["-smp", &launch.cpus.to_string()])
         .args(["-m", &memory])
         // Guest RAM must be a shared memfd: vfio-user hands its fd to the
-        // device server (DMA_MAP), which is how the host reaches guest RAM.
+        // device server (DMA_MAP), which is how the host page-table check
+        // reads guest page tables. Sealed (QEMU's default, spelled out because
+        // the server relies on it) so it cannot shrink under the server's
+        // mapping.
         .args([
             "-object",
-            &format!("memory-backend-memfd,id=ram,size={memory},share=on"),
+            &format!("memory-backend-memfd,id=ram,size={memory},share=on,seal=on"),
         ])
         .args(["-machine", "q35,memory-backend=ram"])
         .args(["-chardev", "stdio,id=console,signal=off"])

@@ -23,6 +23,8 @@ use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion
 
 use device_model::{abi, RangefaultDevice};
 
+use crate::guest_ram::DmaRam;
+
 /// PCI config space size we expose (conventional, no extended space).
 const CONFIG_SPACE_SIZE: u64 = 256;
 
@@ -76,14 +78,24 @@ pub struct DeviceServer {
     stats: Arc<ServerStats>,
     /// MSI-X vector -> eventfd QEMU gave us to signal it.
     msix_eventfds: Vec<Option<File>>,
+    /// Guest RAM as DMA-mapped by the client.
+    dma_ram: DmaRam,
 }
 
 impl DeviceServer {
+    /// Also gives `device` its view of guest RAM, which follows the client's
+    /// DMA maps from here on.
     pub fn new(device: Arc<Mutex<RangefaultDevice>>, stats: Arc<ServerStats>) -> Self {
+        let dma_ram = DmaRam::new();
+        device
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_page_tables(Box::new(dma_ram.guest_ram()));
         Self {
             device,
             stats,
             msix_eventfds: (0..abi::MSIX_VECTORS).map(|_| None).collect(),
+            dma_ram,
         }
     }
 
@@ -231,25 +243,45 @@ impl ServerBackend for DeviceServer {
     fn dma_map(
         &mut self,
         _flags: DmaMapFlags,
-        _offset: u64,
+        offset: u64,
         address: u64,
         size: u64,
         fd: Option<File>,
     ) -> std::io::Result<()> {
-        // QEMU maps all guest RAM (with an fd: shared memfd memory) and also
-        // the device's own BARs (without one). Both are fine; the host
-        // page-table check will read guest RAM through the fds.
+        // QEMU maps all guest RAM (with an fd: its shared memfd) and also the
+        // device's own BARs (without one). A map never fails towards QEMU:
+        // what cannot serve as guest RAM only leaves the page-table check
+        // blind there (its walk errors name the RAM it knew).
         bump(&self.stats.dma_maps);
-        tracing::debug!(
-            "vfio-user: DMA map {address:#x}+{size:#x} ({})",
-            if fd.is_some() { "with fd" } else { "no fd" }
-        );
+        let Some(file) = fd else {
+            tracing::debug!("vfio-user: DMA map {address:#x}+{size:#x} (no fd, not guest RAM)");
+            // Whatever RAM was mapped there before is not there any more.
+            self.dma_ram.unmap(address, size);
+            return Ok(());
+        };
+        match self.dma_ram.map(address, size, file, offset) {
+            Ok(()) => tracing::debug!(
+                "vfio-user: DMA map {address:#x}+{size:#x} at fd offset {offset:#x}: guest RAM"
+            ),
+            Err(e) => tracing::warn!(
+                "vfio-user: DMA map {address:#x}+{size:#x} at fd offset {offset:#x} \
+                 is not usable as guest RAM: {e}"
+            ),
+        }
         Ok(())
     }
 
-    fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, size: u64) -> std::io::Result<()> {
+    fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> std::io::Result<()> {
         bump(&self.stats.dma_unmaps);
-        tracing::debug!("vfio-user: DMA unmap {address:#x}+{size:#x}");
+        if flags.contains(DmaUnmapFlags::UNMAP_ALL) {
+            tracing::debug!("vfio-user: DMA unmap all");
+            self.dma_ram.unmap_all();
+        } else {
+            let removed = self.dma_ram.unmap(address, size);
+            tracing::debug!(
+                "vfio-user: DMA unmap {address:#x}+{size:#x} ({removed:#x} bytes of guest RAM)"
+            );
+        }
         Ok(())
     }
 
@@ -307,5 +339,344 @@ impl ServerBackend for DeviceServer {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The whole host side of the page-table check without a guest: guest
+    //! RAM arrives as a DMA map of a memfd holding a tiny page table, and the
+    //! check is driven through BAR0 exactly as the guest driver does.
+
+    use std::os::unix::fs::FileExt;
+
+    use device_model::abi::check;
+    use device_model::host_check::{CheckStatus, MismatchKind};
+    use device_model::DeviceConfig;
+
+    use super::*;
+    use crate::guest_ram::sealed_memfd;
+
+    const MIB: u64 = 1 << 20;
+    /// Where the guest placed BAR2 (64 MiB aligned for 64 MiB of VRAM).
+    const BAR2: u64 = 0xfe_0000_0000;
+    /// Guest RAM: 2 MiB at this GPA, from offset 1 MiB of the memfd.
+    const RAM_GPA: u64 = 0x8000_0000;
+    const RAM_FILE_OFFSET: u64 = MIB;
+    /// Tables, as GPAs inside that RAM.
+    const PML4: u64 = RAM_GPA + 0x1000;
+    const PDPT: u64 = RAM_GPA + 0x2000;
+    const PD: u64 = RAM_GPA + 0x3000;
+    const PT: u64 = RAM_GPA + 0x4000;
+    /// The mapping under test: a 2M leaf onto BAR2 + 0, then 512 4K leaves
+    /// onto BAR2 + 2M.. (a block the driver filled PTE by PTE).
+    const VA: u64 = 0x0000_7f00_0000_0000;
+    const LINUX_PAT: u64 = 0x0407_0506_0007_0106;
+
+    const TABLE: u64 = 0x7; // present, writable, user
+    const PWT: u64 = 0x8; // with Linux's PAT: write-combining
+    const PS: u64 = 0x80;
+
+    /// A server for a 64 MiB / 2 MiB-page device whose guest has mapped
+    /// the memfd holding the page tables as RAM, and programmed BAR2.
+    fn server() -> (DeviceServer, Arc<Mutex<RangefaultDevice>>) {
+        let config = DeviceConfig::new(64 * MIB, 2 * MIB).unwrap();
+        let device = Arc::new(Mutex::new(RangefaultDevice::new(config).unwrap()));
+        let mut server = DeviceServer::new(device.clone(), Arc::default());
+
+        let ram = sealed_memfd(4 * MIB);
+        let entry = |gpa: u64, value: u64| {
+            ram.write_all_at(&value.to_le_bytes(), gpa - RAM_GPA + RAM_FILE_OFFSET)
+                .unwrap();
+        };
+        entry(PML4 + 8 * 0xfe, PDPT | TABLE); // VA bits 47..39 = 0xfe
+        entry(PDPT, PD | TABLE);
+        entry(PD, BAR2 | PS | PWT | TABLE);
+        entry(PD + 8, PT | TABLE);
+        for i in 0..512 {
+            entry(PT + 8 * i, (BAR2 + 2 * MIB + i * 0x1000) | PWT | TABLE);
+        }
+        // QEMU also maps the device's own BAR, without an fd, and maps RAM
+        // in more than one piece; neither disturbs the check.
+        server
+            .dma_map(DmaMapFlags::READ_WRITE, 0, BAR2, 64 * MIB, None)
+            .unwrap();
+        let flags = DmaMapFlags::READ_WRITE;
+        server
+            .dma_map(
+                flags,
+                RAM_FILE_OFFSET,
+                RAM_GPA,
+                MIB,
+                Some(ram.try_clone().unwrap()),
+            )
+            .unwrap();
+        server
+            .dma_map(flags, RAM_FILE_OFFSET + MIB, RAM_GPA + MIB, MIB, Some(ram))
+            .unwrap();
+
+        config_write32(&mut server, 0x18, BAR2 as u32);
+        config_write32(&mut server, 0x1c, (BAR2 >> 32) as u32);
+        (server, device)
+    }
+
+    fn config_write32(server: &mut DeviceServer, offset: u64, value: u32) {
+        server
+            .region_write(VFIO_PCI_CONFIG_REGION_INDEX, offset, &value.to_le_bytes())
+            .unwrap();
+    }
+
+    fn bar0_write(server: &mut DeviceServer, offset: u64, value: u64) {
+        // 8-byte writes to lo/hi pairs, as QEMU forwards a writeq.
+        let bytes = value.to_le_bytes();
+        let data = if offset.is_multiple_of(8) {
+            &bytes[..]
+        } else {
+            &bytes[..4]
+        };
+        server
+            .region_write(VFIO_PCI_BAR0_REGION_INDEX, offset, data)
+            .unwrap();
+    }
+
+    fn bar0_read(server: &mut DeviceServer, offset: u64) -> u32 {
+        let mut data = [0u8; 4];
+        server
+            .region_read(VFIO_PCI_BAR0_REGION_INDEX, offset, &mut data)
+            .unwrap();
+        u32::from_le_bytes(data)
+    }
+
+    /// What the driver asks: `len` bytes from `va`, expected at BAR2 offset
+    /// `offset`, faulted with `strategy`.
+    struct Ask {
+        va: u64,
+        len: u64,
+        offset: u64,
+        strategy: u32,
+    }
+
+    /// The result registers after one doorbell.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Summary {
+        status: u32,
+        pages: u32,
+        present: u32,
+        leaves: [u32; 3],
+        memtype: u32,
+        mismatch_kind: u32,
+        mismatch_va: u64,
+    }
+
+    fn run_check(server: &mut DeviceServer, ask: &Ask) -> Summary {
+        bar0_write(server, check::ROOT_LO, PML4);
+        bar0_write(server, check::VA_LO, ask.va);
+        bar0_write(server, check::LEN_LO, ask.len);
+        bar0_write(server, check::OFFSET_LO, ask.offset);
+        bar0_write(server, check::PAT_LO, LINUX_PAT);
+        let flags = check::FLAG_REQUIRE_PRESENT | ask.strategy << check::STRATEGY_SHIFT;
+        bar0_write(server, check::FLAGS, u64::from(flags));
+        bar0_write(server, check::DOORBELL, u64::from(check::RUN));
+        let mut read = |offset| bar0_read(server, offset);
+        Summary {
+            status: read(check::STATUS),
+            pages: read(check::PAGES),
+            present: read(check::PRESENT),
+            leaves: [
+                read(check::LEAVES_4K),
+                read(check::LEAVES_2M),
+                read(check::LEAVES_1G),
+            ],
+            memtype: read(check::MEMTYPE),
+            mismatch_kind: read(check::MISMATCH_KIND),
+            mismatch_va: u64::from(read(check::MISMATCH_VA_LO))
+                | u64::from(read(check::MISMATCH_VA_HI)) << 32,
+        }
+    }
+
+    const RANGE: u32 = 2;
+    const PAGE: u32 = 0;
+
+    #[test]
+    fn a_correct_mapping_passes_through_bar0() {
+        let (mut server, device) = server();
+        // The 2M leaf: what `range` on a 2M-page device should produce.
+        let huge = Ask {
+            va: VA,
+            len: 2 * MIB,
+            offset: 0,
+            strategy: RANGE,
+        };
+        assert_eq!(
+            run_check(&mut server, &huge),
+            Summary {
+                status: check::STATUS_PASS,
+                pages: 512,
+                present: 512,
+                leaves: [0, 1, 0],
+                memtype: 1, // WC
+                mismatch_kind: check::MISMATCH_NONE,
+                mismatch_va: 0,
+            }
+        );
+        // The 4K block, judged as a `page`-strategy mapping.
+        let small = Ask {
+            va: VA + 2 * MIB,
+            len: 2 * MIB,
+            offset: 2 * MIB,
+            strategy: PAGE,
+        };
+        let summary = run_check(&mut server, &small);
+        assert_eq!(summary.status, check::STATUS_PASS, "{summary:?}");
+        assert_eq!(summary.leaves, [512, 0, 0]);
+        assert_eq!(bar0_read(&mut server, check::SEQ), 2);
+
+        let device = device.lock().unwrap();
+        let records = device.host_checks();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].status, CheckStatus::Pass);
+        let request = records[0].request.as_ref().unwrap();
+        assert_eq!(request.expected_gpa, BAR2);
+        assert_eq!(request.root, PML4);
+    }
+
+    #[test]
+    fn wrong_expectations_are_reported_as_mismatches() {
+        let (mut server, device) = server();
+        // Wrong offset: the driver claims the range maps 2 MiB further in.
+        let wrong_offset = Ask {
+            va: VA,
+            len: 2 * MIB,
+            offset: 2 * MIB,
+            strategy: RANGE,
+        };
+        let summary = run_check(&mut server, &wrong_offset);
+        assert_eq!(summary.status, check::STATUS_MISMATCH);
+        assert_eq!(summary.mismatch_kind, check::MISMATCH_WRONG_GPA);
+        assert_eq!(summary.mismatch_va, VA);
+        // An offset past the end of VRAM is judged the same way.
+        let past_vram = Ask {
+            offset: 64 * MIB,
+            ..wrong_offset
+        };
+        let summary = run_check(&mut server, &past_vram);
+        assert_eq!(summary.mismatch_kind, check::MISMATCH_WRONG_GPA);
+        // Wrong level: `page` expects PTEs, the first block is a PMD leaf.
+        let wrong_level = Ask {
+            va: VA,
+            len: 4 * MIB,
+            offset: 0,
+            strategy: PAGE,
+        };
+        let summary = run_check(&mut server, &wrong_level);
+        assert_eq!(summary.status, check::STATUS_MISMATCH);
+        assert_eq!(summary.mismatch_kind, check::MISMATCH_WRONG_SIZE);
+        assert_eq!(summary.mismatch_va, VA);
+        assert_eq!(summary.leaves, [512, 1, 0], "counts cover the range");
+        // And the other way round: `range` on a 2M device wants a PMD
+        // where the 4K block is.
+        let summary = run_check(
+            &mut server,
+            &Ask {
+                strategy: RANGE,
+                ..wrong_level
+            },
+        );
+        assert_eq!(summary.mismatch_kind, check::MISMATCH_WRONG_SIZE);
+        assert_eq!(summary.mismatch_va, VA + 2 * MIB);
+        // Past the mapping: nothing present, which the driver required.
+        let summary = run_check(
+            &mut server,
+            &Ask {
+                va: VA + 4 * MIB,
+                offset: 4 * MIB,
+                ..wrong_offset
+            },
+        );
+        assert_eq!(summary.mismatch_kind, check::MISMATCH_NOT_PRESENT);
+        assert_eq!(summary.present, 0);
+
+        let device = device.lock().unwrap();
+        let kinds: Vec<_> = device
+            .host_checks()
+            .iter()
+            .map(|r| {
+                r.outcome
+                    .as_ref()
+                    .unwrap()
+                    .first_mismatch
+                    .as_ref()
+                    .unwrap()
+                    .kind
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                MismatchKind::WrongGpa,
+                MismatchKind::WrongGpa,
+                MismatchKind::WrongSize,
+                MismatchKind::WrongSize,
+                MismatchKind::NotPresent
+            ]
+        );
+    }
+
+    #[test]
+    fn unmapped_ram_is_a_walk_error_not_a_crash() {
+        let (mut server, device) = server();
+        // The client takes the RAM holding the PD and PT away.
+        server
+            .dma_unmap(DmaUnmapFlags::empty(), RAM_GPA, MIB)
+            .unwrap();
+        let ask = Ask {
+            va: VA,
+            len: 2 * MIB,
+            offset: 0,
+            strategy: RANGE,
+        };
+        assert_eq!(
+            run_check(&mut server, &ask).status,
+            check::STATUS_WALK_ERROR
+        );
+        // Unmapping everything, twice, and unknown ranges is fine too.
+        for _ in 0..2 {
+            server.dma_unmap(DmaUnmapFlags::UNMAP_ALL, 0, 0).unwrap();
+        }
+        server
+            .dma_unmap(DmaUnmapFlags::empty(), 0x1234_0000, 0x1000)
+            .unwrap();
+        assert_eq!(
+            run_check(&mut server, &ask).status,
+            check::STATUS_WALK_ERROR
+        );
+        let device = device.lock().unwrap();
+        let error = device.host_checks()[1].error.clone().unwrap();
+        assert!(error.contains("none shared"), "{error}");
+    }
+
+    #[test]
+    fn bad_dma_maps_are_survived() {
+        let (mut server, _) = server();
+        let flags = DmaMapFlags::READ_WRITE;
+        let short = sealed_memfd(MIB);
+        // Beyond the fd's end, empty, wrapping: refused quietly, QEMU sees Ok.
+        server
+            .dma_map(flags, 0, 0, 2 * MIB, Some(short.try_clone().unwrap()))
+            .unwrap();
+        server
+            .dma_map(flags, 0, 0, 0, Some(short.try_clone().unwrap()))
+            .unwrap();
+        server
+            .dma_map(flags, 0, u64::MAX - 0xfff, 0x2000, Some(short))
+            .unwrap();
+        // The RAM mapped before is still there.
+        let ask = Ask {
+            va: VA,
+            len: 2 * MIB,
+            offset: 0,
+            strategy: RANGE,
+        };
+        assert_eq!(run_check(&mut server, &ask).status, check::STATUS_PASS);
     }
 }

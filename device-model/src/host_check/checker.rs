@@ -1,0 +1,224 @@
+//! The check's BAR0 registers (0x100..0x15c) and the doorbell that runs a
+//! check: validate, hand the request to the engine's [`GuestPageTables`],
+//! publish a summary in the result registers and keep the full record.
+
+use std::fmt;
+
+use super::request::DeviceView;
+use super::{
+    CheckOutcome, CheckRegisters, CheckRequest, CheckStatus, GuestPageTables, HostCheckRecord,
+    MAX_RECORDS,
+};
+use crate::abi::check;
+
+/// The result registers of the last check.
+#[derive(Clone, Copy, Debug, Default)]
+struct Summary {
+    status: u32,
+    pages: u32,
+    present: u32,
+    leaves_4k: u32,
+    leaves_2m: u32,
+    leaves_1g: u32,
+    memtype: u32,
+    mismatch_va: u64,
+    mismatch_kind: u32,
+}
+
+/// Counts fit 32 bits for any legal range (64 GiB is 16 Mi pages), but the
+/// engine is not trusted to stay within them.
+fn saturate(count: u64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+impl Summary {
+    fn of(status: CheckStatus, outcome: Option<&CheckOutcome>) -> Summary {
+        let mut summary = Summary {
+            status: status.abi_value(),
+            ..Summary::default()
+        };
+        if let Some(outcome) = outcome {
+            summary.pages = saturate(outcome.pages);
+            summary.present = saturate(outcome.present);
+            summary.leaves_4k = saturate(outcome.leaves.k4);
+            summary.leaves_2m = saturate(outcome.leaves.m2);
+            summary.leaves_1g = saturate(outcome.leaves.g1);
+            summary.memtype = outcome
+                .memtype
+                .map_or(check::MEMTYPE_MIXED, |m| u32::from(m.encoding()));
+            if let Some(mismatch) = &outcome.first_mismatch {
+                summary.mismatch_va = mismatch.va;
+                summary.mismatch_kind = mismatch.kind.abi_value();
+            }
+        }
+        summary
+    }
+}
+
+/// Replaces the low or high half of a 64-bit register pair.
+fn set_half(value: &mut u64, high: bool, half: u32) {
+    *value = if high {
+        (*value & 0xffff_ffff) | (u64::from(half) << 32)
+    } else {
+        (*value & !0xffff_ffff) | u64::from(half)
+    };
+}
+
+fn half(value: u64, high: bool) -> u32 {
+    if high {
+        (value >> 32) as u32
+    } else {
+        value as u32
+    }
+}
+
+pub(crate) struct HostChecker {
+    inputs: CheckRegisters,
+    last: Summary,
+    /// Checks run, including those whose records were dropped.
+    runs: u64,
+    records: Vec<HostCheckRecord>,
+    page_tables: Option<Box<dyn GuestPageTables>>,
+}
+
+impl fmt::Debug for HostChecker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostChecker")
+            .field("inputs", &self.inputs)
+            .field("last", &self.last)
+            .field("runs", &self.runs)
+            .field("records", &self.records.len())
+            .field("page_tables", &self.page_tables.is_some())
+            .finish()
+    }
+}
+
+impl HostChecker {
+    pub(crate) fn new() -> Self {
+        Self {
+            inputs: CheckRegisters::default(),
+            last: Summary::default(),
+            runs: 0,
+            records: Vec::new(),
+            page_tables: None,
+        }
+    }
+
+    pub(crate) fn set_page_tables(&mut self, page_tables: Box<dyn GuestPageTables>) {
+        self.page_tables = Some(page_tables);
+    }
+
+    pub(crate) fn records(&self) -> &[HostCheckRecord] {
+        &self.records
+    }
+
+    pub(crate) fn records_dropped(&self) -> u64 {
+        self.runs - self.records.len() as u64
+    }
+
+    /// Whether `offset` (4-aligned, relative to BAR0) is one of ours.
+    pub(crate) fn claims(offset: u64) -> bool {
+        (check::ROOT_LO..check::END).contains(&offset)
+    }
+
+    pub(crate) fn read(&self, offset: u64) -> Option<u32> {
+        let inputs = &self.inputs;
+        let last = &self.last;
+        let high = offset & 4 != 0;
+        Some(match offset {
+            check::ROOT_LO | check::ROOT_HI => half(inputs.root, high),
+            check::VA_LO | check::VA_HI => half(inputs.va, high),
+            check::LEN_LO | check::LEN_HI => half(inputs.len, high),
+            check::OFFSET_LO | check::OFFSET_HI => half(inputs.offset, high),
+            check::PAT_LO | check::PAT_HI => half(inputs.pat, high),
+            check::FLAGS => inputs.flags,
+            // Write-only doorbell.
+            check::DOORBELL => 0,
+            check::STATUS => last.status,
+            check::PAGES => last.pages,
+            check::PRESENT => last.present,
+            check::LEAVES_4K => last.leaves_4k,
+            check::LEAVES_2M => last.leaves_2m,
+            check::LEAVES_1G => last.leaves_1g,
+            check::MEMTYPE => last.memtype,
+            // MISMATCH_VA_LO is 4 mod 8, so its halves are not picked by bit 2.
+            check::MISMATCH_VA_LO => last.mismatch_va as u32,
+            check::MISMATCH_VA_HI => (last.mismatch_va >> 32) as u32,
+            check::MISMATCH_KIND => last.mismatch_kind,
+            // The register is 32 bits; it wraps after 4 Gi checks.
+            check::SEQ => self.runs as u32,
+            _ => return None,
+        })
+    }
+
+    /// Applies a dword write; `Err` says why it was ignored.
+    pub(crate) fn write(
+        &mut self,
+        offset: u64,
+        value: u32,
+        device: DeviceView,
+    ) -> Result<(), &'static str> {
+        let inputs = &mut self.inputs;
+        let high = offset & 4 != 0;
+        match offset {
+            check::ROOT_LO | check::ROOT_HI => set_half(&mut inputs.root, high, value),
+            check::VA_LO | check::VA_HI => set_half(&mut inputs.va, high, value),
+            check::LEN_LO | check::LEN_HI => set_half(&mut inputs.len, high, value),
+            check::OFFSET_LO | check::OFFSET_HI => set_half(&mut inputs.offset, high, value),
+            check::PAT_LO | check::PAT_HI => set_half(&mut inputs.pat, high, value),
+            check::FLAGS => inputs.flags = value,
+            check::DOORBELL if value == check::RUN => self.run(device),
+            check::DOORBELL => return Err("unknown check doorbell command"),
+            _ => return Err("read-only check register"),
+        }
+        Ok(())
+    }
+
+    /// Runs one check synchronously (the guest's MMIO write completes after
+    /// it, so the driver reads the result right away).
+    fn run(&mut self, device: DeviceView) {
+        self.runs += 1;
+        let registers = self.inputs;
+        let (status, request, outcome, error) = match registers.to_request(device) {
+            Err(why) => (CheckStatus::BadRequest, None, None, Some(why)),
+            Ok(request) => {
+                let (status, outcome, error) = self.walk(&request);
+                (status, Some(request), outcome, error)
+            }
+        };
+        self.last = Summary::of(status, outcome.as_ref());
+        let record = HostCheckRecord {
+            seq: self.runs,
+            status,
+            registers,
+            request,
+            outcome,
+            error,
+        };
+        tracing::debug!("rangefault: host check {}", record.summary());
+        if self.records.len() < MAX_RECORDS {
+            self.records.push(record);
+        }
+    }
+
+    fn walk(&self, request: &CheckRequest) -> (CheckStatus, Option<CheckOutcome>, Option<String>) {
+        let Some(page_tables) = &self.page_tables else {
+            return (
+                CheckStatus::Unsupported,
+                None,
+                Some("this engine gives the device no access to guest RAM".into()),
+            );
+        };
+        match page_tables.check(request) {
+            Ok(outcome) => {
+                let status = if outcome.pass && outcome.first_mismatch.is_none() {
+                    CheckStatus::Pass
+                } else {
+                    CheckStatus::Mismatch
+                };
+                (status, Some(outcome), None)
+            }
+            Err(error) => (CheckStatus::WalkError, None, Some(error)),
+        }
+    }
+}

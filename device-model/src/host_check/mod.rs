@@ -1,0 +1,312 @@
+//! The host page-table check (BAR0 registers [`crate::abi::check`]): the
+//! guest driver describes a range of a process's mapping of VRAM, the device
+//! walks the guest's page tables from the host side and judges whether they
+//! map that range onto BAR2 the way the driver's fault strategy should.
+//!
+//! The device itself cannot read guest RAM: an engine that can (vfio-user DMA
+//! regions, KVM memslots) implements [`GuestPageTables`] and installs it with
+//! [`crate::RangefaultDevice::set_page_tables`]. This module holds the types
+//! both sides share; none of them mention any VMM crate.
+
+mod checker;
+mod request;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub(crate) use checker::HostChecker;
+pub(crate) use request::DeviceView;
+pub use request::{expected_max_leaf, MAX_CHECK_LEN};
+
+/// How many check records the device keeps; later checks are only counted
+/// (see [`crate::RangefaultDevice::host_checks_dropped`]), so a guest that
+/// rings the doorbell in a loop cannot grow host memory without bound.
+pub const MAX_RECORDS: usize = 1024;
+
+/// Access to the guest's page tables, provided by the engine.
+///
+/// `check` runs on the thread that delivered the doorbell write, while the
+/// engine holds the device (typically its mutex): an implementation must not
+/// touch the device again.
+pub trait GuestPageTables: Send + Sync {
+    /// Walks `request.va .. request.va + request.len` from `request.root` and
+    /// judges it; `Err` means the tables could not be walked (unreadable,
+    /// malformed), with a message for the report.
+    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String>;
+}
+
+/// The driver's fault strategy, as written into [`crate::abi::check::FLAGS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// One PTE per fault.
+    Page,
+    /// 16 PTEs (64 KiB) per fault.
+    Prefault16,
+    /// The largest entries the device's preferred page size allows.
+    Range,
+}
+
+impl Strategy {
+    /// Decodes the strategy field of FLAGS (already shifted down).
+    pub fn from_abi(value: u32) -> Option<Strategy> {
+        match value {
+            0 => Some(Strategy::Page),
+            1 => Some(Strategy::Prefault16),
+            2 => Some(Strategy::Range),
+            _ => None,
+        }
+    }
+}
+
+/// Size of the page a leaf entry maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum LeafSize {
+    #[serde(rename = "4K")]
+    Size4K,
+    #[serde(rename = "2M")]
+    Size2M,
+    #[serde(rename = "1G")]
+    Size1G,
+}
+
+impl LeafSize {
+    pub fn bytes(self) -> u64 {
+        match self {
+            LeafSize::Size4K => 4 << 10,
+            LeafSize::Size2M => 2 << 20,
+            LeafSize::Size1G => 1 << 30,
+        }
+    }
+}
+
+impl fmt::Display for LeafSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LeafSize::Size4K => "4K",
+            LeafSize::Size2M => "2M",
+            LeafSize::Size1G => "1G",
+        })
+    }
+}
+
+/// A memory type as the guest's PAT selects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum PatMemType {
+    #[serde(rename = "UC")]
+    Uncacheable,
+    #[serde(rename = "WC")]
+    WriteCombining,
+    #[serde(rename = "WT")]
+    WriteThrough,
+    #[serde(rename = "WP")]
+    WriteProtected,
+    #[serde(rename = "WB")]
+    WriteBack,
+    #[serde(rename = "UC-")]
+    UncachedMinus,
+}
+
+impl PatMemType {
+    /// The PAT encoding, which is also the value of the MEMTYPE register.
+    pub fn encoding(self) -> u8 {
+        match self {
+            PatMemType::Uncacheable => 0,
+            PatMemType::WriteCombining => 1,
+            PatMemType::WriteThrough => 4,
+            PatMemType::WriteProtected => 5,
+            PatMemType::WriteBack => 6,
+            PatMemType::UncachedMinus => 7,
+        }
+    }
+
+    /// Decodes a PAT encoding; `None` for the reserved ones.
+    pub fn from_encoding(encoding: u8) -> Option<PatMemType> {
+        [
+            PatMemType::Uncacheable,
+            PatMemType::WriteCombining,
+            PatMemType::WriteThrough,
+            PatMemType::WriteProtected,
+            PatMemType::WriteBack,
+            PatMemType::UncachedMinus,
+        ]
+        .into_iter()
+        .find(|t| t.encoding() == encoding)
+    }
+}
+
+/// What the device asks the engine to check: the driver's registers,
+/// validated, plus what the device derives from its own configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckRequest {
+    /// Guest-physical address of the top-level table (CR3; low bits are
+    /// ignored by the walk).
+    pub root: u64,
+    /// First VA of the range; 4K-aligned.
+    pub va: u64,
+    /// Length in bytes; a non-zero 4K multiple, at most [`MAX_CHECK_LEN`].
+    pub len: u64,
+    /// The BAR2 offset `va` should map (what the driver wrote).
+    pub offset: u64,
+    /// The GPA `va` should map: BAR2's base address + `offset`.
+    pub expected_gpa: u64,
+    /// The guest's IA32_PAT MSR.
+    pub pat: u64,
+    /// Five-level paging (CR4.LA57).
+    pub la57: bool,
+    /// Whether a not-present page in the range is a mismatch.
+    pub require_present: bool,
+    pub strategy: Strategy,
+    /// The largest leaf the strategy may use here (see
+    /// [`expected_max_leaf`]); every page is expected to be mapped by the
+    /// largest leaf up to this size that alignment and the range allow.
+    pub max_leaf: LeafSize,
+}
+
+/// Leaf entries that map some of the range, each counted once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LeafCounts {
+    pub k4: u64,
+    pub m2: u64,
+    pub g1: u64,
+}
+
+/// How a leaf differs from the expectation; the values are the
+/// MISMATCH_KIND register's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MismatchKind {
+    /// Not present although the request requires it.
+    NotPresent,
+    /// A huge leaf also maps VAs outside the range.
+    OutsideRange,
+    WrongGpa,
+    WrongSize,
+    WrongMemType,
+}
+
+impl MismatchKind {
+    pub fn abi_value(self) -> u32 {
+        use crate::abi::check;
+        match self {
+            MismatchKind::NotPresent => check::MISMATCH_NOT_PRESENT,
+            MismatchKind::OutsideRange => check::MISMATCH_OUTSIDE_RANGE,
+            MismatchKind::WrongGpa => check::MISMATCH_WRONG_GPA,
+            MismatchKind::WrongSize => check::MISMATCH_WRONG_SIZE,
+            MismatchKind::WrongMemType => check::MISMATCH_WRONG_MEMTYPE,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mismatch {
+    /// First VA of the range the offending entry covers.
+    pub va: u64,
+    pub kind: MismatchKind,
+    /// Human-readable detail for the report.
+    pub what: String,
+}
+
+/// The engine's verdict on a walked range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    /// No mismatch.
+    pub pass: bool,
+    /// 4K pages in the range.
+    pub pages: u64,
+    /// 4K pages in the range that are mapped.
+    pub present: u64,
+    pub leaves: LeafCounts,
+    /// The memory type every present page shares; `None` if they differ or
+    /// none is present.
+    pub memtype: Option<PatMemType>,
+    /// The lowest-VA mismatch; the counts above still cover the whole range.
+    pub first_mismatch: Option<Mismatch>,
+}
+
+/// The STATUS register's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Pass,
+    Mismatch,
+    WalkError,
+    BadRequest,
+    Unsupported,
+}
+
+impl CheckStatus {
+    pub fn abi_value(self) -> u32 {
+        use crate::abi::check;
+        match self {
+            CheckStatus::Pass => check::STATUS_PASS,
+            CheckStatus::Mismatch => check::STATUS_MISMATCH,
+            CheckStatus::WalkError => check::STATUS_WALK_ERROR,
+            CheckStatus::BadRequest => check::STATUS_BAD_REQUEST,
+            CheckStatus::Unsupported => check::STATUS_UNSUPPORTED,
+        }
+    }
+}
+
+/// The request registers exactly as the driver left them at the doorbell.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckRegisters {
+    pub root: u64,
+    pub va: u64,
+    pub len: u64,
+    pub offset: u64,
+    pub pat: u64,
+    pub flags: u32,
+}
+
+/// Everything about one doorbell, for the host's report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostCheckRecord {
+    /// The SEQ register's value after this check (1 for the first).
+    pub seq: u64,
+    pub status: CheckStatus,
+    /// What the driver wrote.
+    pub registers: CheckRegisters,
+    /// The validated request with the device's expectations; `None` for a
+    /// bad request.
+    pub request: Option<CheckRequest>,
+    /// The engine's verdict; `None` unless the walk completed.
+    pub outcome: Option<CheckOutcome>,
+    /// Why there is no outcome: the bad request, the walk error, or the
+    /// missing guest-RAM access.
+    pub error: Option<String>,
+}
+
+impl HostCheckRecord {
+    /// One line for logs and the report's summary.
+    pub fn summary(&self) -> String {
+        let mut line = format!("#{} {:?}", self.seq, self.status);
+        if let Some(r) = &self.request {
+            line += &format!(
+                ": {:?} VA {:#x}+{:#x} -> GPA {:#x} (max leaf {})",
+                r.strategy, r.va, r.len, r.expected_gpa, r.max_leaf
+            );
+        }
+        if let Some(o) = &self.outcome {
+            line += &format!(
+                "; {}/{} pages present, leaves 4K={} 2M={} 1G={}, memtype {}",
+                o.present,
+                o.pages,
+                o.leaves.k4,
+                o.leaves.m2,
+                o.leaves.g1,
+                o.memtype
+                    .map(|m| format!("{m:?}"))
+                    .unwrap_or_else(|| "mixed/none".into())
+            );
+            if let Some(m) = &o.first_mismatch {
+                line += &format!("; first mismatch {:?} at {:#x}: {}", m.kind, m.va, m.what);
+            }
+        }
+        if let Some(error) = &self.error {
+            line += &format!("; {error}");
+        }
+        line
+    }
+}

@@ -1,0 +1,150 @@
+//! One thread per vCPU: KVM_RUN, serve the exit, repeat until the run
+//! ends. Stopping interrupts KVM_RUN with a signal (no-op handler, no
+//! SA_RESTART, so the ioctl returns EINTR), resent until every thread is
+//! out: a signal that lands just before a thread re-enters KVM_RUN would
+//! otherwise be lost.
+
+use std::io;
+use std::sync::{Arc, Once};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use libc::{c_int, c_void, siginfo_t};
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+
+use super::platform::Platform;
+use super::rate_limited_log::RateLimitedLog;
+use super::run_control::{EndReason, RunControl};
+
+/// How often a stopping VMM re-kicks vCPUs still inside KVM_RUN.
+const KICK_INTERVAL: Duration = Duration::from_millis(5);
+
+/// The signal that kicks vCPU threads out of KVM_RUN.
+fn kick_signal() -> c_int {
+    SIGRTMIN()
+}
+
+extern "C" fn ignore_kick(_: c_int, _: *mut siginfo_t, _: *mut c_void) {}
+
+/// Installs the kick handler once per process (a no-op: its only job is
+/// to make the signal interrupt the ioctl instead of killing the process).
+fn install_kick_handler() -> io::Result<()> {
+    static INSTALL: Once = Once::new();
+    let mut result = Ok(());
+    INSTALL.call_once(|| {
+        result = register_signal_handler(kick_signal(), ignore_kick)
+            .map_err(|e| io::Error::from_raw_os_error(e.errno()));
+    });
+    result
+}
+
+/// Ends the run if the vCPU thread dies by panicking (a VMM bug), so the
+/// other vCPUs and the waiter do not hang until the timeout.
+struct EndOnPanic {
+    index: usize,
+    control: Arc<RunControl>,
+}
+
+impl Drop for EndOnPanic {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            self.control.end(EndReason::VcpuFailed {
+                vcpu: self.index,
+                error: "the vCPU thread panicked".into(),
+            });
+        }
+    }
+}
+
+/// Starts vCPU `index` on its own thread.
+pub fn spawn(
+    index: usize,
+    vcpu: VcpuFd,
+    platform: Arc<Platform>,
+    control: Arc<RunControl>,
+) -> io::Result<JoinHandle<()>> {
+    install_kick_handler()?;
+    thread::Builder::new()
+        .name(format!("vcpu{index}"))
+        .spawn(move || {
+            let _guard = EndOnPanic {
+                index,
+                control: control.clone(),
+            };
+            run(index, vcpu, &platform, &control);
+        })
+}
+
+fn run(index: usize, mut vcpu: VcpuFd, platform: &Platform, control: &RunControl) {
+    let odd = RateLimitedLog::new(5, Duration::from_secs(10));
+    let failed = |error: String| EndReason::VcpuFailed { vcpu: index, error };
+    while !control.is_stopping() {
+        let end = match vcpu.run() {
+            Ok(VcpuExit::IoIn(port, data)) => {
+                platform.io_in(port, data);
+                None
+            }
+            Ok(VcpuExit::IoOut(port, data)) => {
+                platform.io_out(port, data);
+                None
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                platform.mmio_read(addr, data);
+                None
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                platform.mmio_write(addr, data);
+                None
+            }
+            Ok(VcpuExit::Hlt) => Some(EndReason::Halted { vcpu: index }),
+            Ok(VcpuExit::Shutdown) => Some(EndReason::Shutdown { vcpu: index }),
+            Ok(VcpuExit::SystemEvent(kind, _)) => {
+                Some(EndReason::SystemEvent { vcpu: index, kind })
+            }
+            Ok(VcpuExit::FailEntry(reason, cpu)) => Some(failed(format!(
+                "KVM could not enter the guest (hardware reason {reason:#x}, host CPU {cpu})"
+            ))),
+            Ok(VcpuExit::InternalError) => Some(failed(
+                "KVM internal error (often an instruction KVM cannot emulate)".into(),
+            )),
+            Ok(exit @ (VcpuExit::Unknown | VcpuExit::Exception)) => {
+                Some(failed(format!("unexpected exit {exit:?}")))
+            }
+            Ok(other) => {
+                odd.warn(|| format!("vCPU {index}: ignoring exit {other:?}"));
+                None
+            }
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
+            Err(e) => Some(failed(format!("KVM_RUN failed: {e}"))),
+        };
+        if let Some(reason) = end {
+            control.end(reason);
+        }
+    }
+}
+
+/// Kicks the vCPU threads until they have all left KVM_RUN, then joins
+/// them. Returns the threads that did not stop within `patience`: they
+/// still use the VM, so the caller must not free its memory.
+pub fn stop_all(threads: Vec<JoinHandle<()>>, patience: Duration) -> Vec<JoinHandle<()>> {
+    let deadline = Instant::now() + patience;
+    let mut running = threads;
+    loop {
+        let (done, still): (Vec<_>, Vec<_>) = running.into_iter().partition(|t| t.is_finished());
+        for thread in done {
+            // A panic was already turned into the run's end reason.
+            let _ = thread.join();
+        }
+        running = still;
+        if running.is_empty() || Instant::now() >= deadline {
+            return running;
+        }
+        for thread in &running {
+            // The thread may exit between the check and the kill; the
+            // handle keeps its pthread valid until joined, so this is safe.
+            let _ = thread.kill(kick_signal());
+        }
+        thread::sleep(KICK_INTERVAL);
+    }
+}

@@ -1,0 +1,172 @@
+//! The KVM engine: rangefault's own VMM (rust-vmm crates) boots the guest
+//! with the device model in-process. BAR0 is served on MMIO exits, BAR2 is
+//! a memslot backed by the device's VRAM memfd, MSI-X goes through
+//! KVM_SIGNAL_MSI. The console feeds the same [`GuestConsole`] parser as
+//! the QEMU engine, and the outcome is the same [`GuestRun`].
+
+pub mod machine;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use device_model::RangefaultDevice;
+
+use super::qemu::GuestRun;
+use super::vfio_server::ServerStatsSnapshot;
+use crate::guest_console::GuestConsole;
+use crate::hostvirt::HostVirt;
+use machine::{EndReason, RunOutcome, Vm, VmConfig};
+
+// Both engines put the device at the same address, so the guest, the
+// topology printout and the reports agree.
+const _: () = assert!(machine::RANGEFAULT_SLOT == super::qemu::PCI_SLOT);
+
+/// Kernel messages printed once the guest has halted or powered off. This
+/// machine has no ACPI, so `poweroff -f` ends in a halt the VMM cannot see
+/// (the halted vCPUs sleep in the kernel): the console is the only sign.
+const HALTED_MARKERS: &[&str] = &["reboot: System halted", "reboot: Power down"];
+
+/// Everything needed to boot the guest under KVM.
+pub struct KvmLaunch {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+    pub cmdline: String,
+    pub memory: u64,
+    pub cpus: u8,
+    pub timeout: Duration,
+}
+
+enum Event {
+    Line(String),
+    Ended(Result<RunOutcome>),
+}
+
+/// Serial output, cut into lines for the main thread.
+struct ConsoleLines {
+    pending: Vec<u8>,
+    sender: Sender<Event>,
+}
+
+impl ConsoleLines {
+    fn send_pending(&mut self) -> io::Result<()> {
+        let line = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        self.sender
+            .send(Event::Line(line))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "console reader gone"))
+    }
+}
+
+impl Write for ConsoleLines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for &byte in buf {
+            self.pending.push(byte);
+            if byte == b'\n' {
+                self.send_pending()?;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ConsoleLines {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.send_pending();
+        }
+    }
+}
+
+/// Boots the guest under KVM with `device` attached and waits for it to
+/// power off (or for the timeout).
+pub fn run(launch: &KvmLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<GuestRun> {
+    let host = HostVirt::detect();
+    if !host.kvm_boots_linux() {
+        eprintln!(
+            "vmm: warning: {}; a Linux guest will not boot under --engine kvm here (expect a timeout)",
+            host.explain()
+        );
+    }
+    let (sender, events) = mpsc::channel();
+    let console = ConsoleLines {
+        pending: Vec::new(),
+        sender: sender.clone(),
+    };
+    let config = VmConfig {
+        memory: launch.memory,
+        cpus: launch.cpus,
+    };
+    let mut vm = Vm::new(config, device, Box::new(console)).context("cannot create the KVM VM")?;
+    // No ACPI here: Linux reboots through the keyboard controller, which
+    // ends the run.
+    let cmdline = format!("{} reboot=k", launch.cmdline);
+    vm.load_linux(&launch.kernel, &launch.initramfs, &cmdline)?;
+    let stopper = vm.stopper();
+    let timeout = launch.timeout;
+    let started = Instant::now();
+    thread::Builder::new()
+        .name("kvm-vm".into())
+        .spawn(move || {
+            let outcome = vm.run(timeout);
+            // Dropping the VM flushes the console's last partial line
+            // before the end is announced.
+            drop(vm);
+            let _ = sender.send(Event::Ended(outcome));
+        })
+        .context("cannot start the VM thread")?;
+
+    let mut console = GuestConsole::new(started);
+    let outcome = loop {
+        match events.recv() {
+            Ok(Event::Line(line)) => {
+                print!("{line}");
+                console.feed(&line);
+                if HALTED_MARKERS.iter().any(|m| line.contains(m)) {
+                    stopper.stop("the guest kernel halted");
+                }
+            }
+            Ok(Event::Ended(outcome)) => break outcome?,
+            Err(_) => anyhow::bail!("the KVM VM thread died without a result"),
+        }
+    };
+    Ok(guest_run(console, outcome))
+}
+
+/// The outcome in the shape run.rs reports for either engine.
+fn guest_run(console: GuestConsole, outcome: RunOutcome) -> GuestRun {
+    let c = outcome.counters;
+    eprintln!(
+        "vmm: kvm: {} (VRAM memslot changes {}, MSIs {}, unclaimed accesses {})",
+        outcome.reason, c.vram_slot_changes, c.msis_delivered, c.unclaimed_accesses
+    );
+    GuestRun {
+        console,
+        server: ServerStatsSnapshot {
+            config_accesses: c.config_accesses,
+            register_accesses: c.register_accesses,
+            vram_trapped_accesses: c.vram_trapped_accesses,
+            dma_maps: 0,
+            dma_unmaps: 0,
+            irq_updates: 0,
+            rejected: 0,
+        },
+        server_error: outcome
+            .reason
+            .is_host_error()
+            .then(|| format!("KVM engine: {}", outcome.reason)),
+        qemu_status: None,
+        qemu_stderr: vec![format!("kvm: {}", outcome.reason)],
+        timed_out: outcome.reason == EndReason::TimedOut,
+        wall: outcome.wall,
+    }
+}

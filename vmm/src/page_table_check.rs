@@ -1,0 +1,235 @@
+//! The engine's half of the host page-table check: answers the device's
+//! [`CheckRequest`]s by walking the guest's page tables in guest RAM with
+//! page-walker, and translates its report into the device's terms.
+
+use device_model::host_check::{
+    CheckOutcome, CheckRequest, LeafCounts, LeafSize, Mismatch, MismatchKind, PatMemType,
+};
+use device_model::GuestPageTables;
+use page_walker::{
+    check_range, CheckReport, Expectation, MemType, PageSize, PagingMode, PagingState, SizePolicy,
+    WalkError,
+};
+use vm_memory::{GuestMemory, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::guest_ram::GuestRam;
+
+// The device refuses longer requests as bad, so every request it passes on
+// is one page-walker accepts.
+const _: () = assert!(device_model::host_check::MAX_CHECK_LEN == page_walker::MAX_CHECK_LEN);
+
+/// Checks `request` against the page tables in `memory`.
+pub fn check_in<M: GuestMemory + ?Sized>(
+    memory: &M,
+    request: &CheckRequest,
+) -> Result<CheckOutcome, WalkError> {
+    let mode = if request.la57 {
+        PagingMode::FiveLevel
+    } else {
+        PagingMode::FourLevel
+    };
+    let paging = PagingState::new(request.root, mode, request.pat);
+    let expectation = Expectation {
+        va_start: request.va,
+        len: request.len,
+        gpa_start: request.expected_gpa,
+        sizes: SizePolicy::Largest {
+            max: page_size(request.max_leaf),
+        },
+        // The driver maps VRAM write-combining (pgprot_writecombine).
+        memtype: MemType::WriteCombining,
+        require_present: request.require_present,
+    };
+    check_range(memory, &paging, &expectation).map(outcome)
+}
+
+/// The QEMU engine's guest RAM, as the vfio-user client has shared it so far.
+impl GuestPageTables for GuestRam {
+    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
+        let memory = self.snapshot();
+        check_in(&*memory, request).map_err(|e| format!("{e} (guest RAM: {})", layout(&memory)))
+    }
+}
+
+/// Guest RAM that never changes (a KVM VM's memslots).
+// For the KVM engine, whose RAM is a GuestMemoryMmap already; it is not
+// installed there yet (drop this allow when it is).
+#[allow(dead_code)]
+#[derive(Clone, Debug)]
+pub struct FixedGuestRam(pub GuestMemoryMmap);
+
+impl GuestPageTables for FixedGuestRam {
+    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
+        check_in(&self.0, request).map_err(|e| e.to_string())
+    }
+}
+
+/// `start+size` of each region, for error messages.
+fn layout(memory: &GuestMemoryMmap) -> String {
+    if memory.num_regions() == 0 {
+        return "none shared".into();
+    }
+    memory
+        .iter()
+        .map(|region| format!("{:#x}+{:#x}", region.start_addr().0, region.len()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn page_size(leaf: LeafSize) -> PageSize {
+    match leaf {
+        LeafSize::Size4K => PageSize::Size4K,
+        LeafSize::Size2M => PageSize::Size2M,
+        LeafSize::Size1G => PageSize::Size1G,
+    }
+}
+
+fn outcome(report: CheckReport) -> CheckOutcome {
+    CheckOutcome {
+        pass: report.pass,
+        pages: report.pages,
+        present: report.present,
+        leaves: LeafCounts {
+            k4: report.leaves.k4,
+            m2: report.leaves.m2,
+            g1: report.leaves.g1,
+        },
+        memtype: report
+            .memtype
+            .and_then(|m| PatMemType::from_encoding(m.pat_encoding())),
+        first_mismatch: report.first_mismatch.map(|m| Mismatch {
+            va: m.va,
+            kind: mismatch_kind(m.kind),
+            what: m.what,
+        }),
+    }
+}
+
+fn mismatch_kind(kind: page_walker::MismatchKind) -> MismatchKind {
+    match kind {
+        page_walker::MismatchKind::NotPresent => MismatchKind::NotPresent,
+        page_walker::MismatchKind::OutsideRange => MismatchKind::OutsideRange,
+        page_walker::MismatchKind::WrongGpa => MismatchKind::WrongGpa,
+        page_walker::MismatchKind::WrongSize => MismatchKind::WrongSize,
+        page_walker::MismatchKind::WrongMemType => MismatchKind::WrongMemType,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use device_model::host_check::Strategy;
+    use vm_memory::{Bytes, GuestAddress};
+
+    use super::*;
+
+    const BAR: u64 = 0xfe_0000_0000;
+    const VA: u64 = 0x0000_7f00_0000_0000;
+
+    /// 1 MiB of RAM with a PML4 at 0x1000 -> PDPT 0x2000 -> PD 0x3000 whose
+    /// first entry is a WC 2M leaf onto BAR.
+    fn guest() -> GuestMemoryMmap {
+        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        let table = 0x7; // present, writable, user
+        let pwt_leaf_2m = 0x8 | 0x80 | table;
+        for (gpa, entry) in [
+            (0x1000 + 8 * 0xfe, 0x2000 | table),
+            (0x2000, 0x3000 | table),
+            (0x3000, BAR | pwt_leaf_2m),
+        ] {
+            memory.write_obj::<u64>(entry, GuestAddress(gpa)).unwrap();
+        }
+        memory
+    }
+
+    fn request(max_leaf: LeafSize) -> CheckRequest {
+        CheckRequest {
+            root: 0x1000,
+            va: VA,
+            len: 2 << 20,
+            offset: 0,
+            expected_gpa: BAR,
+            pat: page_walker::LINUX_PAT_MSR,
+            la57: false,
+            require_present: true,
+            strategy: Strategy::Range,
+            max_leaf,
+        }
+    }
+
+    #[test]
+    fn a_matching_2m_leaf_passes() {
+        let outcome = FixedGuestRam(guest())
+            .check(&request(LeafSize::Size2M))
+            .unwrap();
+        assert_eq!(
+            outcome,
+            CheckOutcome {
+                pass: true,
+                pages: 512,
+                present: 512,
+                leaves: LeafCounts {
+                    k4: 0,
+                    m2: 1,
+                    g1: 0
+                },
+                memtype: Some(PatMemType::WriteCombining),
+                first_mismatch: None,
+            }
+        );
+    }
+
+    #[test]
+    fn mismatches_come_through_with_their_kind() {
+        let ram = FixedGuestRam(guest());
+        let too_small = ram.check(&request(LeafSize::Size4K)).unwrap();
+        let m = too_small.first_mismatch.unwrap();
+        assert_eq!((m.va, m.kind), (VA, MismatchKind::WrongSize));
+        let moved = CheckRequest {
+            expected_gpa: BAR + (2 << 20),
+            ..request(LeafSize::Size2M)
+        };
+        let m = ram.check(&moved).unwrap().first_mismatch.unwrap();
+        assert_eq!(m.kind, MismatchKind::WrongGpa);
+    }
+
+    #[test]
+    fn unreadable_tables_are_walk_errors() {
+        let outside = CheckRequest {
+            root: 0x4000_0000,
+            ..request(LeafSize::Size2M)
+        };
+        let err = FixedGuestRam(guest()).check(&outside).unwrap_err();
+        assert!(err.contains("not readable"), "{err}");
+        // The QEMU view says which RAM it knew about.
+        let err = GuestRam::default().check(&outside).unwrap_err();
+        assert!(err.contains("guest RAM: none shared"), "{err}");
+    }
+
+    #[test]
+    fn every_leaf_size_and_mismatch_kind_translates() {
+        for leaf in [LeafSize::Size4K, LeafSize::Size2M, LeafSize::Size1G] {
+            assert_eq!(page_size(leaf).bytes(), leaf.bytes());
+        }
+        use page_walker::MismatchKind as Walker;
+        for (walker, device) in [
+            (Walker::NotPresent, MismatchKind::NotPresent),
+            (Walker::OutsideRange, MismatchKind::OutsideRange),
+            (Walker::WrongGpa, MismatchKind::WrongGpa),
+            (Walker::WrongSize, MismatchKind::WrongSize),
+            (Walker::WrongMemType, MismatchKind::WrongMemType),
+        ] {
+            assert_eq!(mismatch_kind(walker), device);
+        }
+        for memtype in [
+            MemType::Uncacheable,
+            MemType::WriteCombining,
+            MemType::WriteThrough,
+            MemType::WriteProtected,
+            MemType::WriteBack,
+            MemType::UncachedMinus,
+        ] {
+            let ours = PatMemType::from_encoding(memtype.pat_encoding()).unwrap();
+            assert_eq!(ours.encoding(), memtype.pat_encoding());
+        }
+    }
+}
