@@ -27,7 +27,19 @@ fn fault_matrix(vram: &str, page: &str, page_bytes: u64) {
         assert_eq!(result["host_to_guest"], true, "{show}");
         assert_eq!(result["guest_to_host"], true, "{show}");
         assert_eq!(result["pass"], true, "{show}");
+        check_host_view(result, page_bytes);
     }
+    // The host kept the full record of every check, the deliberately wrong ones included.
+    let wrong: usize = results
+        .iter()
+        .map(|r| r["wrong_expectations"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(wrong >= 3, "{report:#}");
+    assert_eq!(
+        report["host_checks"]["by_status"]["mismatch"], wrong,
+        "{report:#}"
+    );
+    assert_eq!(report["host_checks"]["by_status"]["pass"], 3, "{report:#}");
     // The levels the faults were served at are what the strategy and size call for.
     let range = results
         .iter()
@@ -42,6 +54,56 @@ fn fault_matrix(vram: &str, page: &str, page_bytes: u64) {
         p if p >= 1 << 30 => assert!(pud.as_u64() > Some(0) && pte == 0 && pmd == 0, "{range}"),
         p if p >= 2 << 20 => assert!(pmd.as_u64() > Some(0) && pte == 0 && pud == 0, "{range}"),
         _ => assert!(pte.as_u64() > Some(0) && pmd == 0 && pud == 0, "{range}"),
+    }
+}
+
+/// The host's walk of the guest page tables agrees with the strategy: every touched page present,
+/// write-combining, mapped by leaves of exactly the expected size; and the deliberately wrong
+/// expectations were caught.
+fn check_host_view(result: &Value, page_bytes: u64) {
+    let show = serde_json::to_string(result).unwrap_or_default();
+    let host = &result["host_check"];
+    let touched = result["touched_bytes"].as_u64().expect("touched_bytes");
+    assert_eq!(host["pass"], true, "{show}");
+    assert_eq!(host["memtype"], "WC", "{show}");
+    assert_eq!(host["pages"], touched / 4096, "{show}");
+    assert_eq!(host["present"], touched / 4096, "{show}");
+    let leaf = match (result["strategy"].as_str(), page_bytes) {
+        (Some("range"), p) if p >= 1 << 30 => "1G",
+        (Some("range"), p) if p >= 2 << 20 => "2M",
+        _ => "4K",
+    };
+    let leaf_bytes: u64 = match leaf {
+        "1G" => 1 << 30,
+        "2M" => 2 << 20,
+        _ => 4 << 10,
+    };
+    for size in ["4K", "2M", "1G"] {
+        let want = if size == leaf {
+            touched / leaf_bytes
+        } else {
+            0
+        };
+        assert_eq!(host["leaves"][size], want, "{size} leaves: {show}");
+    }
+    let wrong = result["wrong_expectations"]
+        .as_array()
+        .expect("wrong_expectations");
+    assert!(
+        wrong.iter().any(|w| w["name"] == "offset_off_by_4k"),
+        "{show}"
+    );
+    if leaf != "4K" {
+        assert!(
+            wrong
+                .iter()
+                .any(|w| w["name"] == "expect_4k_leaves_under_huge_entries"),
+            "{show}"
+        );
+    }
+    for case in wrong {
+        assert_eq!(case["caught"], true, "{show}");
+        assert_eq!(case["host_check"]["pass"], false, "{show}");
     }
 }
 
@@ -100,5 +162,23 @@ fn touch_all_64k_faults_vram_over_64k() {
     let result = scenarios_named(&report, "touch-all")[0];
     assert_eq!(result["faults"], (1u64 << 30) / (64 << 10), "{result}");
     assert_eq!(result["faults"], result["expected_faults"], "{result}");
+    assert_eq!(result["host_check"]["pass"], true, "{result}");
     assert_eq!(result["pass"], true, "{result}");
+}
+
+/// Issue 5's acceptance: range insertion at 4 MiB over all of 1 GiB of VRAM leaves exactly 512
+/// 2 MiB leaves, all write-combining, as the host sees them.
+#[test]
+fn touch_all_4m_host_sees_512_pmd_leaves() {
+    let Some(report) = boot_scenario("touch-all-4M", "1G", "4M", "touch-all") else {
+        return;
+    };
+    let result = scenarios_named(&report, "touch-all")[0];
+    let host = &result["host_check"];
+    assert_eq!(result["faults"], 512, "{result}");
+    assert_eq!(host["pass"], true, "{result}");
+    assert_eq!(host["leaves"]["2M"], 512, "{result}");
+    assert_eq!(host["leaves"]["4K"], 0, "{result}");
+    assert_eq!(host["leaves"]["1G"], 0, "{result}");
+    assert_eq!(host["memtype"], "WC", "{result}");
 }

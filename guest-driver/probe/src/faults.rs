@@ -9,7 +9,7 @@ use serde::Serialize;
 use device_model::{abi::selftest, pattern};
 
 use crate::regs::Registers;
-use crate::uapi::{Device, Stats, Strategy};
+use crate::uapi::{Device, HostCheck, Stats, Strategy};
 use crate::vmap::{minor_faults, DeviceMapping};
 use crate::ProbeError;
 
@@ -64,7 +64,44 @@ pub struct FaultResult {
     pub ns_per_fault: u64,
     pub host_to_guest: bool,
     pub guest_to_host: bool,
+    /// The host's walk of this process's page tables over the touched range.
+    pub host_check: HostCheck,
+    /// Checks with a deliberately wrong expectation: each must report a mismatch.
+    pub wrong_expectations: Vec<WrongExpectation>,
     pub detail: String,
+}
+
+#[derive(Serialize)]
+pub struct WrongExpectation {
+    pub name: &'static str,
+    pub caught: bool,
+    pub host_check: HostCheck,
+}
+
+/// Asks the host to check with a wrong offset, and (where range inserted huge leaves) with the
+/// leaf level of the naive strategy; both must be reported as mismatches.
+fn wrong_expectations(
+    device: &Device,
+    mapping: &DeviceMapping,
+    strategy: Strategy,
+    huge: bool,
+) -> Result<Vec<WrongExpectation>, ProbeError> {
+    let mut cases = Vec::new();
+    let check = device.check(mapping.va(), mapping.len, 4096, None)?;
+    cases.push(WrongExpectation {
+        name: "offset_off_by_4k",
+        caught: check.first_mismatch.as_ref().map(|m| m.kind) == Some("wrong_gpa"),
+        host_check: check,
+    });
+    if strategy == Strategy::Range && huge {
+        let check = device.check(mapping.va(), mapping.len, 0, Some(Strategy::Page))?;
+        cases.push(WrongExpectation {
+            name: "expect_4k_leaves_under_huge_entries",
+            caught: check.first_mismatch.as_ref().map(|m| m.kind) == Some("wrong_size"),
+            host_check: check,
+        });
+    }
+    Ok(cases)
 }
 
 /// Runs the scenario for one strategy on a fresh mapping at VRAM offset 0.
@@ -98,6 +135,9 @@ pub fn run_one(
     let elapsed = started.elapsed();
     let minflt = minor_faults() - minflt_before;
     let stats: Stats = device.stats()?;
+    let host_check = device.check(mapping.va(), mapping.len, 0, None)?;
+    let huge = stats.faults_pmd + stats.faults_pud > 0;
+    let wrong = wrong_expectations(device, &mapping, strategy, huge)?;
 
     // Guest -> host: the guest writes a window, the device checks its own copy.
     for at in (0..DATA_WINDOW).step_by(8) {
@@ -113,7 +153,12 @@ pub fn run_one(
     let minflt_ok = (faults..=faults + MINFLT_SLACK).contains(&minflt);
     Ok(FaultResult {
         scenario: "faults",
-        pass: faults == expected && minflt_ok && host_to_guest && guest_to_host,
+        pass: faults == expected
+            && minflt_ok
+            && host_to_guest
+            && guest_to_host
+            && host_check.pass
+            && wrong.iter().all(|w| w.caught),
         page_size: info.page_size,
         strategy: strategy.name(),
         va: format!("{:#x}", mapping.va()),
@@ -128,6 +173,8 @@ pub fn run_one(
         ns_per_fault: (elapsed.as_nanos() as u64).checked_div(faults).unwrap_or(0),
         host_to_guest,
         guest_to_host,
+        host_check,
+        wrong_expectations: wrong,
         detail: format!(
             "fill result {fill}, verify result {verify}, faults after touching {extra_faults}, minflt {minflt} (driver {faults})"
         ),

@@ -292,9 +292,17 @@ pub fn run() -> Result<SemanticsResult, ProbeError> {
         let m = map(offset, len - 2 * MIB, 4096)?;
         stamp(&m);
         verify(&m, 0, m.len)?;
+        // The host must find smaller, correct entries where huge ones cannot fit.
+        let host = device
+            .check(m.va(), m.len, 0, None)
+            .map_err(|e| e.to_string())?;
+        if !host.pass {
+            return Err(format!("host check: {host:?}"));
+        }
         Ok(format!(
-            "VA {:#x} (4 KiB past alignment), offset {offset:#x}: data correct",
-            m.va()
+            "VA {:#x} (4 KiB past alignment), offset {offset:#x}: data correct, host check {:?}",
+            m.va(),
+            host.leaves
         ))
     }));
 

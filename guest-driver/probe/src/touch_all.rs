@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::faults::bytes_per_fault;
-use crate::uapi::{Device, Strategy};
+use crate::uapi::{Device, HostCheck, Strategy};
 use crate::vmap::{minor_faults, DeviceMapping};
 use crate::ProbeError;
 
@@ -23,6 +23,7 @@ pub struct TouchAll {
     pub faults_pmd: u64,
     pub faults_pud: u64,
     pub ns_per_fault: u64,
+    pub host_check: HostCheck,
 }
 
 pub fn run() -> Result<TouchAll, ProbeError> {
@@ -46,11 +47,12 @@ pub fn run() -> Result<TouchAll, ProbeError> {
     let elapsed = started.elapsed();
     let minflt = minor_faults() - minflt_before;
     let stats = device.stats()?;
+    let host_check = device.check(mapping.va(), mapping.len, 0, None)?;
     let faults = stats.faults();
     let expected = info.vram_size / bytes_per_fault(Strategy::Range, info.page_size, align);
     Ok(TouchAll {
         scenario: "touch-all",
-        pass: faults == expected && minflt >= faults,
+        pass: faults == expected && minflt >= faults && host_check.pass,
         page_size: info.page_size,
         strategy: "range",
         touched_bytes: info.vram_size,
@@ -61,5 +63,6 @@ pub fn run() -> Result<TouchAll, ProbeError> {
         faults_pmd: stats.faults_pmd,
         faults_pud: stats.faults_pud,
         ns_per_fault: (elapsed.as_nanos() as u64).checked_div(faults).unwrap_or(0),
+        host_check,
     })
 }

@@ -70,6 +70,107 @@ const STATS: libc::c_ulong = ioc(IOC_READ, 1, std::mem::size_of::<Stats>());
 const SET_STRATEGY: libc::c_ulong = ioc(IOC_WRITE, 2, 4);
 const SET_ENABLED: libc::c_ulong = ioc(IOC_WRITE, 3, 4);
 const RESET_STATS: libc::c_ulong = ioc(0, 4, 0);
+const CHECK: libc::c_ulong = ioc(IOC_READ | IOC_WRITE, 5, std::mem::size_of::<CheckArgs>());
+
+/// `RANGEFAULT_IOC_CHECK` argument (mirrors the driver's `CheckArgs`).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CheckArgs {
+    pub va: u64,
+    pub len: u64,
+    pub offset_delta: i64,
+    pub strategy: u32,
+    pub require_present: u32,
+    pub status: u32,
+    pub memtype: u32,
+    pub pages: u32,
+    pub present: u32,
+    pub leaves_4k: u32,
+    pub leaves_2m: u32,
+    pub leaves_1g: u32,
+    pub mismatch_kind: u32,
+    pub mismatch_va: u64,
+    pub seq: u32,
+    pub reserved: u32,
+}
+
+/// What the host found, as the guest reports it (`host_check` in each scenario result).
+#[derive(Clone, Debug, Serialize)]
+pub struct HostCheck {
+    pub pass: bool,
+    pub status: &'static str,
+    pub pages: u32,
+    pub present: u32,
+    pub leaves: Leaves,
+    pub memtype: &'static str,
+    pub first_mismatch: Option<Mismatch>,
+    /// Index + 1 of the full record in the host report's `host_checks.records`.
+    pub seq: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Leaves {
+    #[serde(rename = "4K")]
+    pub k4: u32,
+    #[serde(rename = "2M")]
+    pub m2: u32,
+    #[serde(rename = "1G")]
+    pub g1: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Mismatch {
+    pub va: String,
+    pub kind: &'static str,
+}
+
+impl From<CheckArgs> for HostCheck {
+    fn from(a: CheckArgs) -> Self {
+        use device_model::abi::check as c;
+        let status = match a.status {
+            c::STATUS_PASS => "pass",
+            c::STATUS_MISMATCH => "mismatch",
+            c::STATUS_WALK_ERROR => "walk_error",
+            c::STATUS_BAD_REQUEST => "bad_request",
+            c::STATUS_UNSUPPORTED => "unsupported",
+            _ => "idle",
+        };
+        let memtype = match a.memtype {
+            0 => "UC",
+            1 => "WC",
+            4 => "WT",
+            5 => "WP",
+            6 => "WB",
+            7 => "UC-",
+            _ => "mixed",
+        };
+        let kind = match a.mismatch_kind {
+            c::MISMATCH_NOT_PRESENT => Some("not_present"),
+            c::MISMATCH_OUTSIDE_RANGE => Some("outside_range"),
+            c::MISMATCH_WRONG_GPA => Some("wrong_gpa"),
+            c::MISMATCH_WRONG_SIZE => Some("wrong_size"),
+            c::MISMATCH_WRONG_MEMTYPE => Some("wrong_memtype"),
+            _ => None,
+        };
+        HostCheck {
+            pass: a.status == c::STATUS_PASS,
+            status,
+            pages: a.pages,
+            present: a.present,
+            leaves: Leaves {
+                k4: a.leaves_4k,
+                m2: a.leaves_2m,
+                g1: a.leaves_1g,
+            },
+            memtype,
+            first_mismatch: kind.map(|kind| Mismatch {
+                va: format!("{:#x}", a.mismatch_va),
+                kind,
+            }),
+            seq: a.seq,
+        }
+    }
+}
 
 /// An open `/dev/rangefault0`.
 pub struct Device {
@@ -122,6 +223,28 @@ impl Device {
 
     pub fn reset_stats(&self) -> Result<(), ProbeError> {
         self.ioctl(RESET_STATS, std::ptr::null_mut::<u8>())
+    }
+
+    /// Has the host check the page-table entries of `[va, va + len)` of one of our mappings.
+    /// `strategy: None` expects the current strategy; `offset_delta` shifts the expected offset
+    /// (non-zero only to prove the check can fail).
+    pub fn check(
+        &self,
+        va: usize,
+        len: usize,
+        offset_delta: i64,
+        strategy: Option<Strategy>,
+    ) -> Result<HostCheck, ProbeError> {
+        let mut args = CheckArgs {
+            va: va as u64,
+            len: len as u64,
+            offset_delta,
+            strategy: strategy.map_or(u32::MAX, |s| s as u32),
+            require_present: 1,
+            ..CheckArgs::default()
+        };
+        self.ioctl(CHECK, &mut args)?;
+        Ok(args.into())
     }
 
     /// Raw ioctl for tests of bad requests; returns errno on failure.
