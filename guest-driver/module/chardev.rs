@@ -170,6 +170,7 @@ impl MiscDevice for DeviceShared {
         match cmd {
             uapi::INFO => write_user(arg, &shared.info())?,
             uapi::STATS => write_user(arg, &shared.stats())?,
+            uapi::LATENCY => write_user(arg, &shared.latency.snapshot())?,
             uapi::SET_STRATEGY => {
                 let strategy = Strategy::from_raw(read_user::<u32>(arg)?).ok_or(EINVAL)?;
                 shared.set_strategy(strategy);

@@ -17,6 +17,7 @@
 
 use kernel::sync::{atomic::Relaxed, barrier::smp_mb};
 
+use crate::latency::{FaultTimer, Level};
 use crate::vm::{FaultRef, VmFault, FALLBACK, NOPAGE, PMD_ORDER, PUD_ORDER, SIGBUS};
 use crate::window::{self, Range, Strategy, PAGE_SIZE, PMD_SIZE, PUD_SIZE};
 
@@ -24,6 +25,7 @@ const PAGE_SHIFT: u32 = 12;
 
 /// `vm_ops->fault`: inserts the PTEs of the window.
 pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
+    let timer = FaultTimer::start();
     let shared = fault.shared();
     if !shared.enabled() {
         return refuse(fault);
@@ -52,6 +54,7 @@ pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
     if result == NOPAGE {
         counters.faults_pte.add(1, Relaxed);
         counters.bytes_inserted.add(range.len(), Relaxed);
+        shared.latency.record(Level::Pte, &timer);
     }
     recheck(fault, range, result)
 }
@@ -60,6 +63,7 @@ pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
 /// VA, BAR offset and physical address are all aligned to it; otherwise falls back to smaller
 /// entries (never an error).
 pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
+    let timer = FaultTimer::start();
     let leaf_size = match order {
         PMD_ORDER => PMD_SIZE,
         PUD_ORDER => PUD_SIZE,
@@ -98,6 +102,12 @@ pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
         };
         faults.add(1, Relaxed);
         counters.bytes_inserted.add(leaf_size, Relaxed);
+        let level = if leaf_size == PMD_SIZE {
+            Level::Pmd
+        } else {
+            Level::Pud
+        };
+        shared.latency.record(level, &timer);
     }
     recheck(fault, leaf, result)
 }

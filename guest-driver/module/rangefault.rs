@@ -23,6 +23,7 @@ mod abi;
 mod chardev;
 mod check;
 mod fault;
+mod latency;
 mod shared;
 mod uapi;
 mod vm;

@@ -19,6 +19,7 @@ use kernel::{
     },
 };
 
+use crate::latency::FaultLatency;
 use crate::uapi;
 use crate::window::Strategy;
 
@@ -92,6 +93,7 @@ pub(crate) struct DeviceShared {
     strategy: Atomic<u32>,
     state: Atomic<u32>,
     pub(crate) counters: Counters,
+    pub(crate) latency: FaultLatency,
     #[pin]
     open_files: Mutex<OpenFiles>,
 }
@@ -105,6 +107,7 @@ impl DeviceShared {
                 strategy: Atomic::new(Strategy::Range as u32),
                 state: Atomic::new(State::Enabled as u32),
                 counters: Counters::new(),
+                latency: FaultLatency::new(),
                 open_files <- new_mutex!(OpenFiles {
                     mapping: MappingPtr(core::ptr::null_mut()),
                     count: 0,
@@ -233,6 +236,7 @@ impl DeviceShared {
     }
 
     pub(crate) fn reset_stats(&self) {
+        self.latency.reset();
         let c = &self.counters;
         for counter in [
             &c.faults_pte,

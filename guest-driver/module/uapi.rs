@@ -89,5 +89,31 @@ pub(crate) const STATS: u32 = _IOR::<Stats>(MAGIC, 1);
 pub(crate) const SET_STRATEGY: u32 = _IOW::<u32>(MAGIC, 2);
 /// Argument: `u32`, 0 disables (zapping every mapping), 1 enables again.
 pub(crate) const SET_ENABLED: u32 = _IOW::<u32>(MAGIC, 3);
+/// One level's fault-latency histogram: bucket `i` counts faults of `[2^i, 2^(i+1))` ns.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct LatencyLevel {
+    pub(crate) count: u64,
+    pub(crate) sum_ns: u64,
+    pub(crate) max_ns: u64,
+    pub(crate) buckets: [u64; crate::latency::BUCKETS],
+}
+
+/// `RANGEFAULT_IOC_LATENCY`: fault-handler latency by the level inserted (since the last
+/// `RESET_STATS`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Latency {
+    pub(crate) pte: LatencyLevel,
+    pub(crate) pmd: LatencyLevel,
+    pub(crate) pud: LatencyLevel,
+}
+
+// SAFETY: `repr(C)` structs of `u64`s and `u64` arrays only: no padding.
+unsafe impl AsBytes for LatencyLevel {}
+// SAFETY: `repr(C)` struct of three `LatencyLevel`s (multiples of 8 bytes): no padding.
+unsafe impl AsBytes for Latency {}
+
 pub(crate) const RESET_STATS: u32 = _IO(MAGIC, 4);
+pub(crate) const LATENCY: u32 = _IOR::<Latency>(MAGIC, 6);
 pub(crate) const CHECK: u32 = kernel::ioctl::_IOWR::<CheckArgs>(MAGIC, 5);

@@ -9,7 +9,7 @@ use serde::Serialize;
 use device_model::{abi::selftest, pattern};
 
 use crate::regs::Registers;
-use crate::uapi::{Device, HostCheck, Stats, Strategy};
+use crate::uapi::{Device, FaultLatency, HostCheck, Stats, Strategy};
 use crate::vmap::{minor_faults, DeviceMapping};
 use crate::ProbeError;
 
@@ -66,6 +66,8 @@ pub struct FaultResult {
     pub guest_to_host: bool,
     /// The host's walk of this process's page tables over the touched range.
     pub host_check: HostCheck,
+    /// The driver's own timing of each fault handler, by level inserted.
+    pub fault_latency: FaultLatency,
     /// Checks with a deliberately wrong expectation: each must report a mismatch.
     pub wrong_expectations: Vec<WrongExpectation>,
     pub detail: String,
@@ -135,6 +137,7 @@ pub fn run_one(
     let elapsed = started.elapsed();
     let minflt = minor_faults() - minflt_before;
     let stats: Stats = device.stats()?;
+    let fault_latency = device.latency()?;
     let host_check = device.check(mapping.va(), mapping.len, 0, None)?;
     let huge = stats.faults_pmd + stats.faults_pud > 0;
     let wrong = wrong_expectations(device, &mapping, strategy, huge)?;
@@ -174,6 +177,7 @@ pub fn run_one(
         host_to_guest,
         guest_to_host,
         host_check,
+        fault_latency,
         wrong_expectations: wrong,
         detail: format!(
             "fill result {fill}, verify result {verify}, faults after touching {extra_faults}, minflt {minflt} (driver {faults})"

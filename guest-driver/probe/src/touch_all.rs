@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::faults::bytes_per_fault;
-use crate::uapi::{Device, HostCheck, Strategy};
+use crate::uapi::{Device, FaultLatency, HostCheck, Strategy};
 use crate::vmap::{minor_faults, DeviceMapping};
 use crate::ProbeError;
 
@@ -24,6 +24,8 @@ pub struct TouchAll {
     pub faults_pud: u64,
     pub ns_per_fault: u64,
     pub host_check: HostCheck,
+    /// The driver's own timing of each fault handler, by level inserted.
+    pub fault_latency: FaultLatency,
 }
 
 pub fn run() -> Result<TouchAll, ProbeError> {
@@ -47,6 +49,7 @@ pub fn run() -> Result<TouchAll, ProbeError> {
     let elapsed = started.elapsed();
     let minflt = minor_faults() - minflt_before;
     let stats = device.stats()?;
+    let fault_latency = device.latency()?;
     let host_check = device.check(mapping.va(), mapping.len, 0, None)?;
     let faults = stats.faults();
     let expected = info.vram_size / bytes_per_fault(Strategy::Range, info.page_size, align);
@@ -64,5 +67,6 @@ pub fn run() -> Result<TouchAll, ProbeError> {
         faults_pud: stats.faults_pud,
         ns_per_fault: (elapsed.as_nanos() as u64).checked_div(faults).unwrap_or(0),
         host_check,
+        fault_latency,
     })
 }

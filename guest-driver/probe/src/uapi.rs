@@ -39,6 +39,75 @@ impl Stats {
     }
 }
 
+/// One level's fault-latency histogram (bucket `i`: `[2^i, 2^(i+1))` ns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyLevel {
+    pub count: u64,
+    pub sum_ns: u64,
+    pub max_ns: u64,
+    pub buckets: [u64; 32],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    pub pte: LatencyLevel,
+    pub pmd: LatencyLevel,
+    pub pud: LatencyLevel,
+}
+
+/// A latency histogram summarised for the report (percentiles are bucket upper bounds).
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean_ns: u64,
+    pub p50_ns_le: u64,
+    pub p99_ns_le: u64,
+    pub max_ns: u64,
+    /// Non-empty buckets as (upper bound ns, count).
+    pub histogram: Vec<(u64, u64)>,
+}
+
+impl From<&LatencyLevel> for LatencySummary {
+    fn from(level: &LatencyLevel) -> Self {
+        let upper = |i: usize| 1u64.checked_shl(i as u32 + 1).unwrap_or(u64::MAX);
+        let percentile = |p: u64| {
+            let want = (level.count * p).div_ceil(100).max(1);
+            let mut seen = 0;
+            for (i, &n) in level.buckets.iter().enumerate() {
+                seen += n;
+                if seen >= want {
+                    return upper(i);
+                }
+            }
+            0
+        };
+        LatencySummary {
+            count: level.count,
+            mean_ns: level.sum_ns.checked_div(level.count).unwrap_or(0),
+            p50_ns_le: if level.count > 0 { percentile(50) } else { 0 },
+            p99_ns_le: if level.count > 0 { percentile(99) } else { 0 },
+            max_ns: level.max_ns,
+            histogram: level
+                .buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, &n)| n > 0)
+                .map(|(i, &n)| (upper(i), n))
+                .collect(),
+        }
+    }
+}
+
+/// Fault latency by level, as the report shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultLatency {
+    pub pte: LatencySummary,
+    pub pmd: LatencySummary,
+    pub pud: LatencySummary,
+}
+
 /// The driver's fault strategies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,6 +139,7 @@ const STATS: libc::c_ulong = ioc(IOC_READ, 1, std::mem::size_of::<Stats>());
 const SET_STRATEGY: libc::c_ulong = ioc(IOC_WRITE, 2, 4);
 const SET_ENABLED: libc::c_ulong = ioc(IOC_WRITE, 3, 4);
 const RESET_STATS: libc::c_ulong = ioc(0, 4, 0);
+const LATENCY: libc::c_ulong = ioc(IOC_READ, 6, std::mem::size_of::<Latency>());
 const CHECK: libc::c_ulong = ioc(IOC_READ | IOC_WRITE, 5, std::mem::size_of::<CheckArgs>());
 
 /// `RANGEFAULT_IOC_CHECK` argument (mirrors the driver's `CheckArgs`).
@@ -209,6 +279,17 @@ impl Device {
         let mut stats = Stats::default();
         self.ioctl(STATS, &mut stats)?;
         Ok(stats)
+    }
+
+    pub fn latency(&self) -> Result<FaultLatency, ProbeError> {
+        // SAFETY: all-zero is a valid `Latency` (integers only).
+        let mut latency: Latency = unsafe { std::mem::zeroed() };
+        self.ioctl(LATENCY, &mut latency)?;
+        Ok(FaultLatency {
+            pte: (&latency.pte).into(),
+            pmd: (&latency.pmd).into(),
+            pud: (&latency.pud).into(),
+        })
     }
 
     pub fn set_strategy(&self, strategy: Strategy) -> Result<(), ProbeError> {
