@@ -29,7 +29,15 @@ fn repo() -> PathBuf {
 fn run_config(vmm: &Path, engine: &str, vram: &str, page: &str) -> Result<Value, String> {
     let report = repo().join(format!("target/bench-{engine}-{page}.json"));
     let status = Command::new(vmm)
-        .args(["run", "--engine", engine, "--vram", vram, "--page-size", page])
+        .args([
+            "run",
+            "--engine",
+            engine,
+            "--vram",
+            vram,
+            "--page-size",
+            page,
+        ])
         .args(["--scenario", "faults", "--report"])
         .arg(&report)
         .status()
@@ -141,5 +149,9 @@ fn main() {
         std::process::exit(1);
     }
     print!("{md}");
-    eprintln!("fault-bench: wrote {} and {}", json_path.display(), md_path.display());
+    eprintln!(
+        "fault-bench: wrote {} and {}",
+        json_path.display(),
+        md_path.display()
+    );
 }
