@@ -106,7 +106,7 @@ pub mod check {
     pub const MEMTYPE: u64 = 0x148;
     pub const MISMATCH_VA_LO: u64 = 0x14c;
     pub const MISMATCH_VA_HI: u64 = 0x150;
-    /// [`MISMATCH_NONE`] .. [`MISMATCH_WRONG_MEMTYPE`].
+    /// [`MISMATCH_NONE`] .. [`MISMATCH_ROOT_NOT_CR3`].
     pub const MISMATCH_KIND: u64 = 0x154;
     /// Number of checks run so far (the host report's index of this one is `SEQ - 1`).
     pub const SEQ: u64 = 0x158;
@@ -140,6 +140,11 @@ pub mod check {
     pub const MISMATCH_WRONG_GPA: u32 = 3;
     pub const MISMATCH_WRONG_SIZE: u32 = 4;
     pub const MISMATCH_WRONG_MEMTYPE: u32 = 5;
+    /// ROOT is not the page table the CPU that rang the doorbell is using (its CR3, compared on
+    /// bits 12..60, either half of a PTI pair accepted); STATUS is [`STATUS_MISMATCH`] whatever
+    /// the walk found, and MISMATCH_VA is VA. Only engines that can read the vCPU's CR3 (KVM)
+    /// report it.
+    pub const MISMATCH_ROOT_NOT_CR3: u32 = 6;
 }
 
 /// Value of [`reg::MAGIC`]: "RFLT" in little-endian byte order.

@@ -3,6 +3,7 @@
 
 mod engine;
 mod guest_console;
+mod guest_files;
 mod guest_ram;
 mod hostvirt;
 mod images;

@@ -1,6 +1,10 @@
-//! The engine's half of the host page-table check: answers the device's
+//! The engines' half of the host page-table check: answers the device's
 //! [`CheckRequest`]s by walking the guest's page tables in guest RAM with
 //! page-walker, and translates its report into the device's terms.
+//!
+//! Free of the rest of `vmm` (the KVM machine uses it, and the tiny-guest
+//! tests build the machine on its own); each engine's view of guest RAM
+//! implements [`GuestPageTables`] on top of [`check_in`].
 
 use device_model::host_check::{
     CheckOutcome, CheckRequest, LeafCounts, LeafSize, Mismatch, MismatchKind, PatMemType,
@@ -10,9 +14,7 @@ use page_walker::{
     check_range, CheckReport, Expectation, MemType, PageSize, PagingMode, PagingState, SizePolicy,
     WalkError,
 };
-use vm_memory::{GuestMemory, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
-
-use crate::guest_ram::GuestRam;
+use vm_memory::{GuestMemory, GuestMemoryMmap};
 
 // The device refuses longer requests as bad, so every request it passes on
 // is one page-walker accepts.
@@ -43,18 +45,7 @@ pub fn check_in<M: GuestMemory + ?Sized>(
     check_range(memory, &paging, &expectation).map(outcome)
 }
 
-/// The QEMU engine's guest RAM, as the vfio-user client has shared it so far.
-impl GuestPageTables for GuestRam {
-    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
-        let memory = self.snapshot();
-        check_in(&*memory, request).map_err(|e| format!("{e} (guest RAM: {})", layout(&memory)))
-    }
-}
-
 /// Guest RAM that never changes (a KVM VM's memslots).
-// For the KVM engine, whose RAM is a GuestMemoryMmap already; it is not
-// installed there yet (drop this allow when it is).
-#[allow(dead_code)]
 #[derive(Clone, Debug)]
 pub struct FixedGuestRam(pub GuestMemoryMmap);
 
@@ -62,18 +53,6 @@ impl GuestPageTables for FixedGuestRam {
     fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
         check_in(&self.0, request).map_err(|e| e.to_string())
     }
-}
-
-/// `start+size` of each region, for error messages.
-fn layout(memory: &GuestMemoryMmap) -> String {
-    if memory.num_regions() == 0 {
-        return "none shared".into();
-    }
-    memory
-        .iter()
-        .map(|region| format!("{:#x}+{:#x}", region.start_addr().0, region.len()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn page_size(leaf: LeafSize) -> PageSize {
@@ -200,9 +179,6 @@ mod tests {
         };
         let err = FixedGuestRam(guest()).check(&outside).unwrap_err();
         assert!(err.contains("not readable"), "{err}");
-        // The QEMU view says which RAM it knew about.
-        let err = GuestRam::default().check(&outside).unwrap_err();
-        assert!(err.contains("guest RAM: none shared"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use device_model::{HostCheckRecord, RangefaultDevice};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::engine::vfio_server::ServerStatsSnapshot;
+use crate::engine::HostCounters;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -26,7 +26,9 @@ pub struct Report {
     pub guest_exit_code: Option<i32>,
     /// Kernel oops/WARN/lockdep lines seen on the guest console.
     pub guest_log_problems: Vec<String>,
-    pub host: ServerStatsSnapshot,
+    /// What the engine counted at the device's boundary (both engines'
+    /// common counters, then the engine's own).
+    pub host: HostCounters,
     /// The device's page-table checks (the guest reads each one's summary
     /// from BAR0 and puts it in its scenario result as `host_check`).
     pub host_checks: HostChecks,

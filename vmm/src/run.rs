@@ -11,6 +11,7 @@ use clap::Args;
 use device_model::{abi, DeviceConfig, RangefaultDevice};
 
 use crate::engine::{self, kvm, qemu, Engine, EngineChoice};
+use crate::guest_files;
 use crate::hostvirt::HostVirt;
 use crate::images::{self, Parts};
 use crate::report::{DeviceReport, GuestDriverView, HostChecks, Report, Timing, Versions};
@@ -53,6 +54,12 @@ pub struct RunArgs {
     /// Scenario the guest runs (see rangefault-probe).
     #[arg(long, default_value = "skeleton")]
     scenario: String,
+    /// Put a host file into the guest initramfs (repeatable; GUEST defaults to /bin/NAME).
+    #[arg(long = "add", value_name = "HOST[:GUEST]", value_parser = guest_files::parse_add)]
+    add: Vec<guest_files::AddedFile>,
+    /// Run this shell command in the guest instead of --scenario; its exit code is the result.
+    #[arg(long = "guest-cmd", value_name = "CMD")]
+    guest_cmd: Option<String>,
     /// Write a JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -112,6 +119,18 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         .or(image.initramfs.clone())
         .context("no initramfs")?;
 
+    // User files go into a copy of the initramfs that lives as long as this run.
+    let added = tempfile::Builder::new()
+        .prefix("rangefault-add-")
+        .tempdir()?;
+    let initramfs = if args.add.is_empty() {
+        initramfs
+    } else {
+        let extended = added.path().join("initramfs.cpio");
+        guest_files::extend_initramfs(&initramfs, &args.add, &extended)?;
+        extended
+    };
+
     let bdf = format!("0000:00:{:02x}.0", qemu::PCI_SLOT);
     println!("PCI topology exposed to the guest:");
     for line in topology::describe(&bdf, &config) {
@@ -120,9 +139,24 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
 
     let device = RangefaultDevice::new(config).context("cannot create the device")?;
     let device = Arc::new(Mutex::new(device));
+    let guest_cmd = args.guest_cmd.as_ref().map(|cmd| {
+        use base64::Engine as _;
+        format!(
+            " rangefault.cmd={}",
+            base64::engine::general_purpose::STANDARD.encode(cmd)
+        )
+    });
     let cmdline = format!(
-        "console=ttyS0 rdinit=/init panic=-1 rangefault.scenario={} {}",
-        args.scenario, args.cmdline
+        "console=ttyS0 rdinit=/init panic=-1 rangefault.scenario={}{} {}",
+        args.scenario,
+        guest_cmd.unwrap_or_default(),
+        args.cmdline
+    );
+    // x86's COMMAND_LINE_SIZE; a longer one would be cut silently.
+    anyhow::ensure!(
+        cmdline.len() < 2048,
+        "the kernel command line would be {} bytes (limit 2047); shorten --guest-cmd or --cmdline",
+        cmdline.len()
     );
     let launch = qemu::QemuLaunch {
         qemu: image.qemu.clone(),
@@ -151,23 +185,20 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
     };
 
     let console = &outcome.console;
-    let mut host_errors: Vec<String> = outcome.server_error.iter().cloned().collect();
+    let mut host_errors: Vec<String> = outcome.engine_error.iter().cloned().collect();
     if outcome.console.exit_code.is_none() && !outcome.timed_out {
+        let last_words = &outcome.engine_log[outcome.engine_log.len().saturating_sub(3)..];
         host_errors.push(format!(
-            "the guest ended without reporting a result (QEMU: {}; its last words: {})",
+            "the guest ended without reporting a result ({}{})",
             outcome
-                .qemu_status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "unknown status".into()),
-            outcome
-                .qemu_stderr
-                .iter()
-                .rev()
-                .take(3)
-                .rev()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" | ")
+                .engine_status
+                .as_deref()
+                .unwrap_or("the engine's status is unknown"),
+            if last_words.is_empty() {
+                String::new()
+            } else {
+                format!("; its last words: {}", last_words.join(" | "))
+            }
         ));
     }
     let number = |key: &str| {
@@ -182,7 +213,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         && console.problems.is_empty()
         && console.errors.is_empty()
         && host_errors.is_empty()
-        && outcome.server.vram_trapped_accesses == 0
+        && outcome.host.vram_trapped_accesses == 0
         && !outcome.timed_out;
     let report = Report {
         engine: engine.name().into(),
@@ -205,12 +236,15 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
             page_size: number("page_size"),
             bar2_address: number("bar2"),
         }),
-        scenario: args.scenario.clone(),
+        scenario: match &args.guest_cmd {
+            Some(cmd) => format!("guest-cmd: {cmd}"),
+            None => args.scenario.clone(),
+        },
         scenarios: console.results.clone(),
         guest_errors: console.errors.clone(),
         guest_exit_code: console.exit_code,
         guest_log_problems: console.problems.clone(),
-        host: outcome.server.clone(),
+        host: outcome.host.clone(),
         host_checks: HostChecks::of(&checked_device),
         host_errors,
         timing: Timing {

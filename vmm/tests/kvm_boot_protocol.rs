@@ -11,6 +11,10 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../src/engine/kvm/machine/mod.rs"]
 mod machine;
+// The machine's host page-table check walks guest RAM with it.
+#[allow(dead_code)]
+#[path = "../src/page_table_check.rs"]
+mod page_table_check;
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod assertions;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -75,6 +77,17 @@ pub fn boot(name: &str, args: &[&str]) -> (i32, Value) {
 /// Boots `scenario` on a device of `vram` / `page`, asserts the run as a whole passed with a
 /// clean guest log and no trapped VRAM access, and returns the report (None when skipped).
 pub fn boot_scenario(name: &str, vram: &str, page: &str, scenario: &str) -> Option<Value> {
+    boot_scenario_on("qemu", name, vram, page, scenario)
+}
+
+/// [`boot_scenario`] under `engine` (`qemu` or `kvm`).
+pub fn boot_scenario_on(
+    engine: &str,
+    name: &str,
+    vram: &str,
+    page: &str,
+    scenario: &str,
+) -> Option<Value> {
     if !can_boot() {
         return None;
     }
@@ -82,7 +95,7 @@ pub fn boot_scenario(name: &str, vram: &str, page: &str, scenario: &str) -> Opti
         name,
         &[
             "--engine",
-            "qemu",
+            engine,
             "--vram",
             vram,
             "--page-size",

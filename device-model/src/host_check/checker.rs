@@ -6,8 +6,8 @@ use std::fmt;
 
 use super::request::DeviceView;
 use super::{
-    CheckOutcome, CheckRegisters, CheckRequest, CheckStatus, GuestPageTables, HostCheckRecord,
-    MAX_RECORDS,
+    CheckOutcome, CheckRegisters, CheckRequest, CheckStatus, Cr3Check, GuestPageTables,
+    HostCheckRecord, MAX_RECORDS,
 };
 use crate::abi::check;
 
@@ -52,6 +52,15 @@ impl Summary {
             }
         }
         summary
+    }
+
+    /// A ROOT that is not the CPU's table fails the check whatever the
+    /// walk found: the walk read some other tables.
+    fn root_not_cr3(mut self, va: u64) -> Summary {
+        self.status = CheckStatus::Mismatch.abi_value();
+        self.mismatch_va = va;
+        self.mismatch_kind = check::MISMATCH_ROOT_NOT_CR3;
+        self
     }
 }
 
@@ -179,7 +188,7 @@ impl HostChecker {
     fn run(&mut self, device: DeviceView) {
         self.runs += 1;
         let registers = self.inputs;
-        let (status, request, outcome, error) = match registers.to_request(device) {
+        let (mut status, request, outcome, error) = match registers.to_request(device) {
             Err(why) => (CheckStatus::BadRequest, None, None, Some(why)),
             Ok(request) => {
                 let (status, outcome, error) = self.walk(&request);
@@ -187,6 +196,13 @@ impl HostChecker {
             }
         };
         self.last = Summary::of(status, outcome.as_ref());
+        let cr3 = request
+            .as_ref()
+            .and_then(|request| self.cross_check(request));
+        if let (Some(request), Some(Cr3Check { matches: false, .. })) = (&request, cr3) {
+            status = CheckStatus::Mismatch;
+            self.last = self.last.root_not_cr3(request.va);
+        }
         let record = HostCheckRecord {
             seq: self.runs,
             status,
@@ -194,11 +210,18 @@ impl HostChecker {
             request,
             outcome,
             error,
+            cr3,
         };
         tracing::debug!("rangefault: host check {}", record.summary());
         if self.records.len() < MAX_RECORDS {
             self.records.push(record);
         }
+    }
+
+    /// ROOT against the CR3 of the CPU that rang, if the engine knows it.
+    fn cross_check(&self, request: &CheckRequest) -> Option<Cr3Check> {
+        let cr3 = self.page_tables.as_ref()?.doorbell_cr3()?;
+        Some(Cr3Check::new(request.root, cr3))
     }
 
     fn walk(&self, request: &CheckRequest) -> (CheckStatus, Option<CheckOutcome>, Option<String>) {

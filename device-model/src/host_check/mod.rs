@@ -9,6 +9,7 @@
 //! both sides share; none of them mention any VMM crate.
 
 mod checker;
+mod cr3;
 mod request;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub(crate) use checker::HostChecker;
+pub use cr3::{root_matches_cr3, Cr3Check};
 pub(crate) use request::DeviceView;
 pub use request::{expected_max_leaf, MAX_CHECK_LEN};
 
@@ -34,6 +36,14 @@ pub trait GuestPageTables: Send + Sync {
     /// judges it; `Err` means the tables could not be walked (unreadable,
     /// malformed), with a message for the report.
     fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String>;
+
+    /// The CR3 of the CPU whose write rang the doorbell, for the CR3
+    /// cross-check, if the engine can tell (it is asked once per valid
+    /// request, after [`Self::check`]). `None`, the default, skips the
+    /// cross-check.
+    fn doorbell_cr3(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The driver's fault strategy, as written into [`crate::abi::check::FLAGS`].
@@ -276,6 +286,10 @@ pub struct HostCheckRecord {
     /// Why there is no outcome: the bad request, the walk error, or the
     /// missing guest-RAM access.
     pub error: Option<String>,
+    /// ROOT against the ringing vCPU's CR3; `None` where the engine cannot
+    /// read it (QEMU) or there was no valid request. A mismatch makes the
+    /// status `mismatch` even if the walk passed.
+    pub cr3: Option<Cr3Check>,
 }
 
 impl HostCheckRecord {
@@ -303,6 +317,17 @@ impl HostCheckRecord {
             if let Some(m) = &o.first_mismatch {
                 line += &format!("; first mismatch {:?} at {:#x}: {}", m.kind, m.va, m.what);
             }
+        }
+        if let Some(cr3) = &self.cr3 {
+            line += &format!(
+                "; vCPU CR3 {:#x} {}",
+                cr3.vcpu_cr3,
+                if cr3.matches {
+                    "matches ROOT"
+                } else {
+                    "is NOT ROOT's table"
+                }
+            );
         }
         if let Some(error) = &self.error {
             line += &format!("; {error}");

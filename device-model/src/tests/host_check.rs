@@ -423,3 +423,94 @@ fn records_serialize_for_the_report() {
     let summary = d.host_checks()[0].summary();
     assert!(summary.starts_with("#1 Pass: Range"), "{summary}");
 }
+
+/// An engine that also knows the ringing CPU's CR3.
+struct TablesWithCr3 {
+    tables: FakeTables,
+    cr3: u64,
+}
+
+impl GuestPageTables for TablesWithCr3 {
+    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
+        self.tables.check(request)
+    }
+
+    fn doorbell_cr3(&self) -> Option<u64> {
+        Some(self.cr3)
+    }
+}
+
+fn device_with_cr3(answer: Result<CheckOutcome, String>, cr3: u64) -> RangefaultDevice {
+    let (mut d, seen) = device_with(64 << 20, 2 << 20, Ok(passing_outcome()));
+    d.set_page_tables(Box::new(TablesWithCr3 {
+        tables: FakeTables { seen, answer },
+        cr3,
+    }));
+    d
+}
+
+#[test]
+fn a_root_that_is_the_cpus_cr3_passes_and_is_recorded() {
+    // PCID bits, and the user half of a PTI pair, still name ROOT's table.
+    for cr3 in [ROOT, ROOT | 0x7ff, ROOT | 0x1000] {
+        let mut d = device_with_cr3(Ok(passing_outcome()), cr3);
+        assert_eq!(run_check(&mut d, &ask(2, 4 << 20)), check::STATUS_PASS);
+        assert_eq!(r32(&mut d, check::MISMATCH_KIND), check::MISMATCH_NONE);
+        let record = &d.host_checks()[0];
+        assert_eq!(
+            record.cr3.map(|c| (c.vcpu_cr3, c.matches)),
+            Some((cr3, true))
+        );
+        assert!(record.summary().contains("matches ROOT"), "{record:?}");
+    }
+    // Engines that cannot tell record nothing.
+    let (mut d, _) = device_with(64 << 20, 2 << 20, Ok(passing_outcome()));
+    run_check(&mut d, &ask(2, 4 << 20));
+    assert_eq!(d.host_checks()[0].cr3, None);
+}
+
+#[test]
+fn a_root_that_is_not_the_cpus_cr3_is_a_mismatch() {
+    let other = ROOT + 0x2000;
+    // The walk of ROOT passed, but the CPU runs on other tables.
+    let mut d = device_with_cr3(Ok(passing_outcome()), other);
+    assert_eq!(run_check(&mut d, &ask(2, 4 << 20)), check::STATUS_MISMATCH);
+    assert_eq!(
+        r32(&mut d, check::MISMATCH_KIND),
+        check::MISMATCH_ROOT_NOT_CR3
+    );
+    assert_eq!(mismatch_va(&mut d), VA);
+    assert_eq!(r32(&mut d, check::LEAVES_2M), 1, "the walk's counts stay");
+    let record = &d.host_checks()[0];
+    assert_eq!(record.status, CheckStatus::Mismatch);
+    assert_eq!(record.outcome, Some(passing_outcome()));
+    assert_eq!(
+        record.cr3.map(|c| (c.vcpu_cr3, c.matches)),
+        Some((other, false))
+    );
+    let json = serde_json::to_string(record).unwrap();
+    assert!(json.contains("\"matches\":false"), "{json}");
+    // It outranks a walk error and a walk mismatch too.
+    let mut d = device_with_cr3(Err("garbage".into()), other);
+    assert_eq!(run_check(&mut d, &ask(2, 4 << 20)), check::STATUS_MISMATCH);
+    assert_eq!(d.host_checks()[0].error.as_deref(), Some("garbage"));
+    let wrong_gpa = CheckOutcome {
+        pass: false,
+        first_mismatch: Some(Mismatch {
+            va: VA + 0x1000,
+            kind: MismatchKind::WrongGpa,
+            what: "elsewhere".into(),
+        }),
+        ..passing_outcome()
+    };
+    let mut d = device_with_cr3(Ok(wrong_gpa), other);
+    assert_eq!(run_check(&mut d, &ask(2, 4 << 20)), check::STATUS_MISMATCH);
+    assert_eq!(
+        r32(&mut d, check::MISMATCH_KIND),
+        check::MISMATCH_ROOT_NOT_CR3
+    );
+    // A bad request asks nothing of the engine, CR3 included.
+    let mut d = device_with_cr3(Ok(passing_outcome()), other);
+    assert_eq!(run_check(&mut d, &ask(0, 0)), check::STATUS_BAD_REQUEST);
+    assert_eq!(d.host_checks()[0].cr3, None);
+}

@@ -220,6 +220,7 @@ impl From<CheckArgs> for HostCheck {
             c::MISMATCH_WRONG_GPA => Some("wrong_gpa"),
             c::MISMATCH_WRONG_SIZE => Some("wrong_size"),
             c::MISMATCH_WRONG_MEMTYPE => Some("wrong_memtype"),
+            c::MISMATCH_ROOT_NOT_CR3 => Some("root_not_cr3"),
             _ => None,
         };
         HostCheck {

@@ -1,8 +1,11 @@
 //! Engines run the guest with the rangefault device attached.
 
+mod guest_run;
 pub mod kvm;
 pub mod qemu;
 pub mod vfio_server;
+
+pub use guest_run::{EngineCounters, GuestRun, HostCounters, KvmCounters, VfioUserCounters};
 
 use clap::ValueEnum;
 

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use device_model::RangefaultDevice;
 
 use super::vfio_server::{self, DeviceServer, ServerStats, ServerStatsSnapshot};
+use super::{EngineCounters, GuestRun, HostCounters, VfioUserCounters};
 use crate::guest_console::GuestConsole;
 
 /// PCI slot the device gets on QEMU's root bus (00:03.0).
@@ -29,19 +30,6 @@ pub struct QemuLaunch {
     pub memory: u64,
     pub cpus: u8,
     pub timeout: Duration,
-}
-
-/// How the run went.
-pub struct GuestRun {
-    pub console: GuestConsole,
-    pub server: ServerStatsSnapshot,
-    /// Set when the vfio-user server stopped on an error or a panic.
-    pub server_error: Option<String>,
-    pub qemu_status: Option<ExitStatus>,
-    /// QEMU's own stderr, last lines.
-    pub qemu_stderr: Vec<String>,
-    pub timed_out: bool,
-    pub wall: Duration,
 }
 
 enum Output {
@@ -199,11 +187,26 @@ pub fn run(launch: &QemuLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<
     qemu_stderr.drain(..keep);
     Ok(GuestRun {
         console,
-        server: stats.snapshot(),
-        server_error,
-        qemu_status,
-        qemu_stderr,
+        host: host_counters(stats.snapshot()),
+        // Set when the vfio-user server stopped on an error or a panic.
+        engine_error: server_error,
+        engine_status: qemu_status.map(|s| format!("QEMU {s}")),
+        engine_log: qemu_stderr,
         timed_out,
         wall: started.elapsed(),
     })
+}
+
+fn host_counters(s: ServerStatsSnapshot) -> HostCounters {
+    HostCounters {
+        config_accesses: s.config_accesses,
+        register_accesses: s.register_accesses,
+        vram_trapped_accesses: s.vram_trapped_accesses,
+        engine: EngineCounters::VfioUser(VfioUserCounters {
+            dma_maps: s.dma_maps,
+            dma_unmaps: s.dma_unmaps,
+            irq_updates: s.irq_updates,
+            rejected: s.rejected,
+        }),
+    }
 }

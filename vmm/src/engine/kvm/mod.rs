@@ -1,8 +1,10 @@
 //! The KVM engine: rangefault's own VMM (rust-vmm crates) boots the guest
 //! with the device model in-process. BAR0 is served on MMIO exits, BAR2 is
 //! a memslot backed by the device's VRAM memfd, MSI-X goes through
-//! KVM_SIGNAL_MSI. The console feeds the same [`GuestConsole`] parser as
-//! the QEMU engine, and the outcome is the same [`GuestRun`].
+//! KVM_SIGNAL_MSI, and the host page-table check walks guest RAM directly,
+//! cross-checking ROOT with the CR3 of the vCPU that rang. The console
+//! feeds the same [`GuestConsole`] parser as the QEMU engine, and the
+//! outcome is the same [`GuestRun`], with the KVM engine's own counters.
 
 pub mod machine;
 
@@ -17,8 +19,7 @@ use anyhow::{Context, Result};
 
 use device_model::RangefaultDevice;
 
-use super::qemu::GuestRun;
-use super::vfio_server::ServerStatsSnapshot;
+use super::{EngineCounters, GuestRun, HostCounters, KvmCounters};
 use crate::guest_console::GuestConsole;
 use crate::hostvirt::HostVirt;
 use machine::{EndReason, RunOutcome, Vm, VmConfig};
@@ -146,26 +147,29 @@ pub fn run(launch: &KvmLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<G
 fn guest_run(console: GuestConsole, outcome: RunOutcome) -> GuestRun {
     let c = outcome.counters;
     eprintln!(
-        "vmm: kvm: {} (VRAM memslot changes {}, MSIs {}, unclaimed accesses {})",
-        outcome.reason, c.vram_slot_changes, c.msis_delivered, c.unclaimed_accesses
+        "vmm: kvm: {} (VRAM memslot changes {}, MSIs {}, unclaimed accesses {}, CR3 reads {})",
+        outcome.reason, c.vram_slot_changes, c.msis_delivered, c.unclaimed_accesses, c.cr3_reads
     );
     GuestRun {
         console,
-        server: ServerStatsSnapshot {
+        host: HostCounters {
             config_accesses: c.config_accesses,
             register_accesses: c.register_accesses,
             vram_trapped_accesses: c.vram_trapped_accesses,
-            dma_maps: 0,
-            dma_unmaps: 0,
-            irq_updates: 0,
-            rejected: 0,
+            engine: EngineCounters::Kvm(KvmCounters {
+                vram_slot_changes: c.vram_slot_changes,
+                msis_delivered: c.msis_delivered,
+                unclaimed_accesses: c.unclaimed_accesses,
+                cr3_reads: c.cr3_reads,
+            }),
         },
-        server_error: outcome
+        engine_error: outcome
             .reason
             .is_host_error()
             .then(|| format!("KVM engine: {}", outcome.reason)),
-        qemu_status: None,
-        qemu_stderr: vec![format!("kvm: {}", outcome.reason)],
+        engine_status: Some(format!("KVM: {}", outcome.reason)),
+        // The VMM's own warnings went to the log as they happened.
+        engine_log: Vec::new(),
         timed_out: outcome.reason == EndReason::TimedOut,
         wall: outcome.wall,
     }

@@ -15,6 +15,9 @@ pub struct Counters {
     pub msis_delivered: AtomicU64,
     /// Port or MMIO accesses nothing decodes.
     pub unclaimed_accesses: AtomicU64,
+    /// vCPU CR3s read for the page-table check's cross-check (one per
+    /// doorbell write).
+    pub cr3_reads: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -26,6 +29,7 @@ pub struct CounterSnapshot {
     pub vram_slot_changes: u64,
     pub msis_delivered: u64,
     pub unclaimed_accesses: u64,
+    pub cr3_reads: u64,
 }
 
 impl Counters {
@@ -42,6 +46,7 @@ impl Counters {
             vram_slot_changes: get(&self.vram_slot_changes),
             msis_delivered: get(&self.msis_delivered),
             unclaimed_accesses: get(&self.unclaimed_accesses),
+            cr3_reads: get(&self.cr3_reads),
         }
     }
 }

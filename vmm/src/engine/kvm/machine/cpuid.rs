@@ -12,7 +12,7 @@ const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
 const LEAF1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 /// Leaf 1 EDX bit 28: more than one logical CPU per package.
 const LEAF1_EDX_HTT: u32 = 1 << 28;
-/// Extended topology level types (leaf 0xB/0x1F ECX[15:8]).
+/// Extended topology level types (leaf 0xB/0x1F ECX\[15:8\]).
 const LEVEL_SMT: u32 = 1;
 const LEVEL_CORE: u32 = 2;
 

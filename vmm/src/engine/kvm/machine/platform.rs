@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::counters::Counters;
+use super::exiting_vcpu::ExitingVcpu;
 use super::host_bridge::HostBridge;
 use super::i8042;
 use super::pci_conf1::{self, Conf1, Conf1Access, ConfigTarget};
@@ -104,8 +105,9 @@ impl Platform {
         }
     }
 
-    pub fn mmio_write(&self, addr: u64, data: &[u8]) {
-        if !self.rangefault.mmio_write(addr, data) {
+    /// `vcpu` is the one that wrote (the device may ask for its CR3).
+    pub fn mmio_write(&self, addr: u64, data: &[u8], vcpu: &ExitingVcpu<'_>) {
+        if !self.rangefault.mmio_write(addr, data, vcpu) {
             self.unclaimed_mmio("write", addr, data.len());
         }
     }

@@ -1,7 +1,9 @@
 //! The rangefault device as PCI function 00:03.0 of the KVM machine: config
 //! accesses and BAR0 MMIO exits go to the device model, BAR2 is a memslot
 //! kept in step with the guest's BAR programming, and MSI-X messages the
-//! model releases are injected with KVM_SIGNAL_MSI.
+//! model releases are injected with KVM_SIGNAL_MSI. A write that rings the
+//! page-table check's doorbell first hands the writing vCPU's CR3 to the
+//! check (see [`super::page_tables`]).
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,8 +13,10 @@ use device_model::{abi, MsixMessage, RangefaultDevice};
 
 use super::bar_placement::{vram_placement, BarState, Refusal};
 use super::counters::Counters;
+use super::exiting_vcpu::ExitingVcpu;
 use super::layout::overlaps;
 use super::msi::MsiSender;
+use super::page_tables::DoorbellCr3;
 use super::rate_limited_log::RateLimitedLog;
 use super::vram_slot::VramSlot;
 
@@ -34,6 +38,8 @@ pub struct RangefaultFunction {
     device: Arc<Mutex<RangefaultDevice>>,
     slot: Mutex<SlotState>,
     msi: MsiSender,
+    /// Where the ringing vCPU's CR3 goes for the page-table check.
+    doorbell: Arc<DoorbellCr3>,
     ram: Vec<Range<u64>>,
     /// One past the highest guest-physical address.
     phys_limit: u64,
@@ -46,6 +52,7 @@ impl RangefaultFunction {
         device: Arc<Mutex<RangefaultDevice>>,
         slot: VramSlot,
         msi: MsiSender,
+        doorbell: Arc<DoorbellCr3>,
         ram: Vec<Range<u64>>,
         phys_limit: u64,
         counters: Arc<Counters>,
@@ -58,6 +65,7 @@ impl RangefaultFunction {
                 regs_over_ram: false,
             }),
             msi,
+            doorbell,
             ram,
             phys_limit,
             counters,
@@ -112,14 +120,23 @@ impl RangefaultFunction {
         }
     }
 
-    /// Serves an MMIO write if it hits BAR0 (or a trapped BAR2).
-    pub fn mmio_write(&self, addr: u64, data: &[u8]) -> bool {
+    /// Serves an MMIO write by `vcpu` if it hits BAR0 (or a trapped BAR2).
+    pub fn mmio_write(&self, addr: u64, data: &[u8], vcpu: &ExitingVcpu<'_>) -> bool {
         let messages = {
             let mut device = self.device();
             match route(&device, addr) {
                 Some(Bar::Regs(offset)) => {
                     Counters::bump(&self.counters.register_accesses);
+                    // Under the device lock, so no other vCPU's write can
+                    // ring in between and see this CR3.
+                    let rings = rings_check_doorbell(offset, data.len());
+                    if rings {
+                        self.doorbell.set(self.cr3_of(vcpu));
+                    }
                     device.regs_write(offset, data);
+                    if rings {
+                        self.doorbell.set(None);
+                    }
                     device.take_msix_deliverable()
                 }
                 Some(Bar::Vram(offset)) => {
@@ -134,6 +151,24 @@ impl RangefaultFunction {
         };
         self.deliver(messages);
         true
+    }
+
+    /// `vcpu`'s CR3 for the check's cross-check; `None` (no cross-check)
+    /// if KVM cannot say.
+    fn cr3_of(&self, vcpu: &ExitingVcpu<'_>) -> Option<u64> {
+        Counters::bump(&self.counters.cr3_reads);
+        match vcpu.cr3() {
+            Ok(cr3) => Some(cr3),
+            Err(e) => {
+                self.odd.warn(|| {
+                    format!(
+                        "vCPU {}: KVM_GET_SREGS failed ({e}); this page-table check runs without the CR3 cross-check",
+                        vcpu.index()
+                    )
+                });
+                None
+            }
+        }
     }
 
     /// Does what firmware does before the OS runs: places BAR0 at `regs`
@@ -255,6 +290,13 @@ impl RangefaultFunction {
     }
 }
 
+/// Whether a BAR0 write of `len` bytes at `offset` covers the check's
+/// doorbell (the device also takes FLAGS + DOORBELL as one 8-byte write).
+fn rings_check_doorbell(offset: u64, len: usize) -> bool {
+    let doorbell = abi::check::DOORBELL;
+    offset <= doorbell && doorbell - offset < len as u64
+}
+
 /// Which BAR an MMIO address falls in, with the offset into it.
 enum Bar {
     Regs(u64),
@@ -273,4 +315,19 @@ fn route(device: &RangefaultDevice, addr: u64) -> Option<Bar> {
         return Some(Bar::Regs(offset));
     }
     offset_in(device.bar_address(abi::VRAM_BAR), device.vram().size()).map(Bar::Vram)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doorbell_writes_are_recognised() {
+        use abi::check::{DOORBELL, FLAGS, STATUS};
+        assert!(rings_check_doorbell(DOORBELL, 4));
+        assert!(rings_check_doorbell(FLAGS, 8));
+        assert!(!rings_check_doorbell(FLAGS, 4));
+        assert!(!rings_check_doorbell(STATUS, 4));
+        assert!(!rings_check_doorbell(DOORBELL + 4, 8));
+    }
 }

@@ -13,6 +13,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 use libc::{c_int, c_void, siginfo_t};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
+use super::exiting_vcpu::ExitingVcpu;
 use super::platform::Platform;
 use super::rate_limited_log::RateLimitedLog;
 use super::run_control::{EndReason, RunControl};
@@ -76,10 +77,33 @@ pub fn spawn(
         })
 }
 
+/// An MMIO write copied out of the exit, so the vCPU can be asked about
+/// its state (CR3) while the write is served.
+struct MmioWrite {
+    addr: u64,
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl MmioWrite {
+    fn copy(addr: u64, data: &[u8]) -> Self {
+        // KVM's MMIO exits carry at most 8 bytes (kvm_run.mmio.data).
+        let len = data.len().min(8);
+        let mut bytes = [0u8; 8];
+        bytes[..len].copy_from_slice(&data[..len]);
+        Self { addr, bytes, len }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 fn run(index: usize, mut vcpu: VcpuFd, platform: &Platform, control: &RunControl) {
     let odd = RateLimitedLog::new(5, Duration::from_secs(10));
     let failed = |error: String| EndReason::VcpuFailed { vcpu: index, error };
     while !control.is_stopping() {
+        let mut mmio_write = None;
         let end = match vcpu.run() {
             Ok(VcpuExit::IoIn(port, data)) => {
                 platform.io_in(port, data);
@@ -94,7 +118,8 @@ fn run(index: usize, mut vcpu: VcpuFd, platform: &Platform, control: &RunControl
                 None
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
-                platform.mmio_write(addr, data);
+                // Served below, once the exit no longer borrows the vCPU.
+                mmio_write = Some(MmioWrite::copy(addr, data));
                 None
             }
             Ok(VcpuExit::Hlt) => Some(EndReason::Halted { vcpu: index }),
@@ -118,6 +143,9 @@ fn run(index: usize, mut vcpu: VcpuFd, platform: &Platform, control: &RunControl
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
             Err(e) => Some(failed(format!("KVM_RUN failed: {e}"))),
         };
+        if let Some(write) = mmio_write {
+            platform.mmio_write(write.addr, write.data(), &ExitingVcpu::new(index, &vcpu));
+        }
         if let Some(reason) = end {
             control.end(reason);
         }

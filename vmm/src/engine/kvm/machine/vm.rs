@@ -1,6 +1,7 @@
 //! The KVM machine: guest RAM, in-kernel irqchip + PIT, the platform
-//! devices, the rangefault device at 00:03.0, and N vCPUs. Load a guest
-//! (Linux or raw code), then [`Vm::run`].
+//! devices, the rangefault device at 00:03.0 (with the host page-table
+//! check installed over guest RAM), and N vCPUs. Load a guest (Linux or
+//! raw code), then [`Vm::run`].
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use super::guest_ram::{self, GuestRam};
 use super::layout::{MemoryMap, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MMIO32_BAR_BASE};
 use super::linux_boot;
 use super::msi::MsiSender;
+use super::page_tables::{DoorbellCr3, KvmPageTables};
 use super::platform::Platform;
 use super::rangefault_function::RangefaultFunction;
 use super::run_control::{EndReason, RunControl};
@@ -111,14 +113,17 @@ impl Vm {
 
         let control = Arc::new(RunControl::default());
         let counters = Arc::new(Counters::default());
+        let doorbell = Arc::new(DoorbellCr3::default());
         let slot = {
-            let device = device.lock().unwrap_or_else(|e| e.into_inner());
+            let mut device = device.lock().unwrap_or_else(|e| e.into_inner());
+            device.set_page_tables(Box::new(KvmPageTables::new(&ram, doorbell.clone())));
             VramSlot::new(vm.clone(), guest_ram::slots_used(&map), device.vram())?
         };
         let rangefault = RangefaultFunction::new(
             device,
             slot,
             MsiSender::new(vm.clone()),
+            doorbell,
             map.ram().to_vec(),
             phys_limit,
             counters.clone(),
@@ -306,7 +311,7 @@ fn create_vcpu(vm: &VmFd, supported: &CpuId, topology: VcpuTopology) -> Result<V
     Ok(vcpu)
 }
 
-/// The guest's physical address width (CPUID 0x8000_0008 EAX[7:0]).
+/// The guest's physical address width (CPUID 0x8000_0008 EAX\[7:0\]).
 fn phys_bits(cpuid: &CpuId) -> u32 {
     cpuid
         .as_slice()
