@@ -2,7 +2,7 @@
 //! rangefault device to it over vfio-user.
 
 use std::io::{BufRead, BufReader, Read};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 
 use device_model::RangefaultDevice;
 
+use super::vfio_guard::GuardedServer;
 use super::vfio_server::{self, DeviceServer, ServerStats, ServerStatsSnapshot};
 use super::{EngineCounters, GuestRun, HostCounters, VfioUserCounters};
 use crate::guest_console::GuestConsole;
@@ -103,8 +104,11 @@ fn qemu_command(launch: &QemuLaunch, socket: &std::path::Path) -> Command {
 /// Boots the guest under QEMU with `device` attached and waits for it to
 /// power off (or for the timeout).
 pub fn run(launch: &QemuLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<GuestRun> {
+    // Private to us (and QEMU, which runs as us): the crate's server listens
+    // here too, behind the guard, and must have no other client.
     let socket_dir = tempfile::Builder::new()
         .prefix("rangefault-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .context("cannot create a directory for the vfio-user socket")?;
     let socket = socket_dir.path().join("vfio-user.sock");
@@ -113,28 +117,20 @@ pub fn run(launch: &QemuLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<
         let device = device.lock().unwrap_or_else(|e| e.into_inner());
         (vfio_server::regions(&device), vfio_server::irqs())
     };
-    let server = vfio_user::Server::new(&socket, true, irqs, regions)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
     let stats = Arc::new(ServerStats::default());
-    let (server_done_tx, server_done) = mpsc::channel();
-    {
-        let stats = stats.clone();
-        thread::Builder::new()
-            .name("vfio-user".into())
-            .spawn(move || {
-                let mut backend = DeviceServer::new(device, stats);
-                // The crate can panic on a malformed message (bad version
-                // JSON); turn that into an error instead of losing the run.
-                let result = catch_unwind(AssertUnwindSafe(|| server.run(&mut backend)));
-                let outcome = match result {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(format!("vfio-user server stopped: {e}")),
-                    Err(_) => Some("vfio-user server panicked on a malformed message".into()),
-                };
-                let _ = server_done_tx.send(outcome);
-            })
-            .context("cannot start the vfio-user server thread")?;
-    }
+    // QEMU talks to the guard, which screens every message before the
+    // crate's server (on device.sock beside it) sees it.
+    let server = {
+        let backend_stats = stats.clone();
+        GuardedServer::start(
+            &socket,
+            &socket_dir.path().join("device.sock"),
+            regions,
+            irqs,
+            move || DeviceServer::new(device, backend_stats),
+            stats.clone(),
+        )?
+    };
 
     let started = Instant::now();
     let mut child: Child = qemu_command(launch, &socket)
@@ -179,10 +175,7 @@ pub fn run(launch: &QemuLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<
     let qemu_status = child.wait().ok();
     // QEMU closing the socket ends the server; if QEMU died before
     // connecting, the server never started serving and is left behind.
-    let server_error = server_done
-        .recv_timeout(Duration::from_secs(2))
-        .ok()
-        .flatten();
+    let server_error = server.wait_stopped(Duration::from_secs(3));
     let keep = qemu_stderr.len().saturating_sub(50);
     qemu_stderr.drain(..keep);
     Ok(GuestRun {
