@@ -21,8 +21,10 @@ exec "$sysroot/lib64/ld-linux-x86-64.so.2" \\
 WRAP
 chmod 755 "$qemu.tmp"; mv "$qemu.tmp" "$qemu"
 echo "qemu=$qemu"
-echo "manifest=$sysroot/manifest.txt"
-[ "${1:-all}" = qemu ] && exit 0
+if [ "${1:-all}" = qemu ]; then
+    echo "manifest=$sysroot/manifest.txt"
+    exit 0
+fi
 
 kernel="$("$IMAGES_DIR/kernel.sh")"
 initramfs="$("$IMAGES_DIR/initramfs.sh")"
