@@ -87,7 +87,8 @@ pub mod check {
     /// RW: the VRAM (BAR2) offset that `VA` should map.
     pub const OFFSET_LO: u64 = 0x118;
     pub const OFFSET_HI: u64 = 0x11c;
-    /// RW: the guest's IA32_PAT MSR (to decode memory types).
+    /// RW: the guest's IA32_PAT MSR as the driver sees it. Engines that can read the vCPU's
+    /// own PAT (KVM) decode memory types with that and record any disagreement.
     pub const PAT_LO: u64 = 0x120;
     pub const PAT_HI: u64 = 0x124;
     /// RW: [`FLAG_LA57`] | [`FLAG_REQUIRE_PRESENT`] | strategy << [`STRATEGY_SHIFT`].

@@ -4,7 +4,8 @@
 //! loads into IA32_PAT), switches CR3 to them, touches VRAM through them,
 //! and rings the CHECK doorbell through BAR0 as the guest driver does. It
 //! stores the result registers in RAM; the test compares them, and the
-//! device's records, with what the walk and the CR3 cross-check must say.
+//! device's records, with what the walk, the CR3 cross-check and the
+//! vCPU's PAT must say.
 
 // The machine is self-contained; the engine around it (Linux boot, CLI)
 // uses parts these tests do not.
@@ -19,7 +20,7 @@ mod page_table_check;
 use iced_x86::code_asm::*;
 
 use device_model::abi::check;
-use device_model::host_check::{CheckStatus, Cr3Check, MismatchKind};
+use device_model::host_check::{CheckStatus, Cr3Check, MismatchKind, PatCheck, PatMemType};
 use device_model::HostCheckRecord;
 use kvm_support::*;
 use machine::EndReason;
@@ -49,6 +50,11 @@ const TABLE: u64 = 0x7;
 const PWT: u64 = 1 << 3;
 const PS: u64 = 1 << 7;
 const IA32_PAT: u32 = 0x277;
+const LINUX_PAT: u64 = page_walker::LINUX_PAT_MSR;
+/// IA32_PAT at power-on: WT at index 1, so the tables' PWT pages are WT.
+const POWER_ON_PAT: u64 = 0x0007_0406_0007_0406;
+/// Every entry UC: a PAT a buggy driver might pass.
+const ALL_UC_PAT: u64 = 0;
 /// What the driver writes to FLAGS: pages must be present, strategy
 /// `range` (the device's 2 MiB pages allow 2 MiB leaves).
 const RANGE_PRESENT: u32 = check::FLAG_REQUIRE_PRESENT | 2 << check::STRATEGY_SHIFT;
@@ -104,7 +110,7 @@ impl Answer {
 trait CheckingGuest {
     fn store_qword(&mut self, addr: u64, value: u64) -> Asm;
     fn build_page_tables(&mut self) -> Asm;
-    fn load_linux_pat(&mut self) -> Result<u64, IcedError>;
+    fn load_pat(&mut self, pat: u64, told: Option<u64>) -> Result<u64, IcedError>;
     fn switch_cr3(&mut self, cr3: u64) -> Asm;
     fn write_pair(&mut self, lo: u64, value: u64) -> Asm;
     fn ring(&mut self, ask: &Ask) -> Result<Answer, IcedError>;
@@ -151,11 +157,11 @@ impl CheckingGuest for Guest {
         Ok(())
     }
 
-    /// Loads the Linux PAT into IA32_PAT, reads it back (the value the
-    /// guest really has), stores it and hands it to the device's PAT
-    /// registers. Returns the result slot.
-    fn load_linux_pat(&mut self) -> Result<u64, IcedError> {
-        let pat = page_walker::LINUX_PAT_MSR;
+    /// Loads `pat` into IA32_PAT, reads it back (the value the guest
+    /// really has) and stores it; then writes the device's PAT registers:
+    /// what it read back, as the driver does, or `told`, as a driver that
+    /// got its PAT wrong does. Returns the result slot.
+    fn load_pat(&mut self, pat: u64, told: Option<u64>) -> Result<u64, IcedError> {
         self.a.mov(ecx, IA32_PAT)?;
         self.a.mov(eax, pat as u32)?;
         self.a.mov(edx, (pat >> 32) as u32)?;
@@ -163,12 +169,19 @@ impl CheckingGuest for Guest {
         self.a.xor(eax, eax)?;
         self.a.xor(edx, edx)?;
         self.a.rdmsr()?;
-        self.a.mov(rbx, BAR0)?;
-        self.a.mov(dword_ptr(rbx + check::PAT_LO), eax)?;
-        self.a.mov(dword_ptr(rbx + check::PAT_HI), edx)?;
         self.a.shl(rdx, 32)?;
         self.a.or(rax, rdx)?;
-        self.store_rax()
+        let slot = self.store_rax()?;
+        match told {
+            None => {
+                self.a.mov(rbx, BAR0)?;
+                self.a.mov(dword_ptr(rbx + check::PAT_LO), eax)?;
+                self.a.shr(rax, 32)?;
+                self.a.mov(dword_ptr(rbx + check::PAT_HI), eax)?;
+            }
+            Some(told) => self.write_pair(check::PAT_LO, told)?,
+        }
+        Ok(slot)
     }
 
     fn switch_cr3(&mut self, cr3_value: u64) -> Asm {
@@ -208,12 +221,18 @@ impl CheckingGuest for Guest {
     }
 }
 
-/// A guest with BARs programmed, the Linux PAT loaded, its tables built
-/// and CR3 on them, and VRAM touched through `VA`. Returns the PAT slot.
+/// A guest with BARs programmed, the Linux PAT loaded (and passed to the
+/// device), its tables built and CR3 on them, and VRAM touched through
+/// `VA`. Returns the PAT slot.
 fn prepared_guest() -> (Guest, u64) {
+    prepared_guest_telling(None)
+}
+
+/// [`prepared_guest`], but the driver passes `told` as its PAT, if given.
+fn prepared_guest_telling(told: Option<u64>) -> (Guest, u64) {
     let mut g = Guest::new();
     g.program_bars(BAR2).unwrap();
-    let pat = g.load_linux_pat().unwrap();
+    let pat = g.load_pat(LINUX_PAT, told).unwrap();
     g.build_page_tables().unwrap();
     g.switch_cr3(PML4).unwrap();
     // Through the new mapping: the 2 MiB leaf, then a 4 KiB PTE.
@@ -290,7 +309,7 @@ fn the_guests_own_tables_pass_and_match_its_cr3() {
         .unwrap();
 
     let (m, outcome) = run(g);
-    assert_eq!(m.result(pat), page_walker::LINUX_PAT_MSR);
+    assert_eq!(m.result(pat), LINUX_PAT);
     for (i, answer) in [exact, twin, flagged, on_twin].iter().enumerate() {
         let seq = i as u64 + 1;
         assert_eq!(answer.read(&m), passing(seq), "check #{seq}");
@@ -315,9 +334,15 @@ fn the_guests_own_tables_pass_and_match_its_cr3() {
     for record in &records {
         assert_eq!(record.status, CheckStatus::Pass, "{}", record.summary());
         let request = record.request.as_ref().unwrap();
+        assert_eq!((request.pat, request.expected_gpa), (LINUX_PAT, BAR2));
+        // The vCPU's IA32_PAT, read by the host, is the one it loaded.
         assert_eq!(
-            (request.pat, request.expected_gpa),
-            (page_walker::LINUX_PAT_MSR, BAR2)
+            record.pat,
+            Some(PatCheck {
+                vcpu_pat: LINUX_PAT,
+                driver_pat: LINUX_PAT,
+                matches: true
+            })
         );
     }
     // The CPU really used these tables: its writes through VA hit VRAM.
@@ -325,6 +350,7 @@ fn the_guests_own_tables_pass_and_match_its_cr3() {
     assert_eq!(m.vram_u32((2 << 20) + 0x1040), 0x1eaf_0004);
     let c = outcome.counters;
     assert_eq!(c.cr3_reads, 4, "one CR3 per doorbell: {c:?}");
+    assert_eq!(c.pat_reads, 4, "one PAT per doorbell: {c:?}");
     assert_eq!(c.vram_trapped_accesses, 0);
 }
 
@@ -421,4 +447,75 @@ fn a_wrong_offset_is_a_mismatch_under_the_right_cr3() {
         record.request.as_ref().unwrap().expected_gpa,
         BAR2 + (2 << 20)
     );
+}
+
+#[test]
+fn the_vcpus_pat_decodes_memory_types_whatever_the_driver_passes() {
+    if !kvm_usable() {
+        return;
+    }
+    // The CPU runs the Linux PAT (WC at index 1); the driver says all UC.
+    let (mut g, linux) = prepared_guest_telling(Some(ALL_UC_PAT));
+    let told_uc = g
+        .ring(&Ask {
+            root: PML4,
+            offset: 0,
+        })
+        .unwrap();
+    // The CPU runs the power-on PAT (WT at index 1); the driver says
+    // Linux's.
+    let power_on = g.load_pat(POWER_ON_PAT, Some(LINUX_PAT)).unwrap();
+    let told_linux = g
+        .ring(&Ask {
+            root: PML4,
+            offset: 0,
+        })
+        .unwrap();
+
+    let (m, outcome) = run(g);
+    assert_eq!(
+        (m.result(linux), m.result(power_on)),
+        (LINUX_PAT, POWER_ON_PAT)
+    );
+    // The pages are WC under the CPU's PAT: a pass, whatever the driver
+    // said.
+    assert_eq!(told_uc.read(&m), passing(1));
+    // The pages are WT under the CPU's PAT: a memory-type mismatch, though
+    // the driver's PAT would have made them WC.
+    let got = told_linux.read(&m);
+    assert_eq!(
+        (got.status, got.mismatch_kind, got.mismatch_va, got.memtype),
+        (check::STATUS_MISMATCH, check::MISMATCH_WRONG_MEMTYPE, VA, 4)
+    );
+    let records = records(&m);
+    let disagreeing = |vcpu_pat, driver_pat| {
+        Some(PatCheck {
+            vcpu_pat,
+            driver_pat,
+            matches: false,
+        })
+    };
+    let (uc, wt) = (&records[0], &records[1]);
+    assert_eq!(uc.status, CheckStatus::Pass, "{}", uc.summary());
+    assert_eq!(uc.pat, disagreeing(LINUX_PAT, ALL_UC_PAT));
+    assert_eq!(uc.registers.pat, ALL_UC_PAT);
+    assert_eq!(uc.request.as_ref().unwrap().pat, LINUX_PAT);
+    assert!(
+        uc.summary().contains("NOT the driver's PAT 0x0"),
+        "{}",
+        uc.summary()
+    );
+    assert_eq!(wt.status, CheckStatus::Mismatch, "{}", wt.summary());
+    assert_eq!(wt.pat, disagreeing(POWER_ON_PAT, LINUX_PAT));
+    let walked = wt.outcome.as_ref().unwrap();
+    assert_eq!(walked.memtype, Some(PatMemType::WriteThrough));
+    assert_eq!(
+        walked.first_mismatch.as_ref().map(|m| m.kind),
+        Some(MismatchKind::WrongMemType)
+    );
+    // The CR3 cross-check is unaffected.
+    for record in &records {
+        assert_eq!(record.cr3.map(|c| c.matches), Some(true));
+    }
+    assert_eq!(outcome.counters.pat_reads, 2);
 }

@@ -6,8 +6,8 @@ use std::fmt;
 
 use super::request::DeviceView;
 use super::{
-    CheckOutcome, CheckRegisters, CheckRequest, CheckStatus, Cr3Check, GuestPageTables,
-    HostCheckRecord, MAX_RECORDS,
+    CheckOutcome, CheckRegisters, CheckRequest, CheckStatus, CpuState, Cr3Check, GuestPageTables,
+    HostCheckRecord, PatCheck, MAX_RECORDS,
 };
 use crate::abi::check;
 
@@ -188,21 +188,37 @@ impl HostChecker {
     fn run(&mut self, device: DeviceView) {
         self.runs += 1;
         let registers = self.inputs;
-        let (mut status, request, outcome, error) = match registers.to_request(device) {
-            Err(why) => (CheckStatus::BadRequest, None, None, Some(why)),
-            Ok(request) => {
+        let (mut status, request, outcome, error, cpu) = match registers.to_request(device) {
+            Err(why) => (
+                CheckStatus::BadRequest,
+                None,
+                None,
+                Some(why),
+                CpuState::default(),
+            ),
+            Ok(mut request) => {
+                let cpu = self.doorbell_cpu_state();
+                // The CPU's own PAT is the truth; the driver's is only
+                // compared with it below.
+                if let Some(pat) = cpu.pat {
+                    request.pat = pat;
+                }
                 let (status, outcome, error) = self.walk(&request);
-                (status, Some(request), outcome, error)
+                (status, Some(request), outcome, error, cpu)
             }
         };
         self.last = Summary::of(status, outcome.as_ref());
         let cr3 = request
             .as_ref()
-            .and_then(|request| self.cross_check(request));
+            .zip(cpu.cr3)
+            .map(|(request, cr3)| Cr3Check::new(request.root, cr3));
         if let (Some(request), Some(Cr3Check { matches: false, .. })) = (&request, cr3) {
             status = CheckStatus::Mismatch;
             self.last = self.last.root_not_cr3(request.va);
         }
+        let pat = cpu
+            .pat
+            .map(|vcpu_pat| PatCheck::new(registers.pat, vcpu_pat));
         let record = HostCheckRecord {
             seq: self.runs,
             status,
@@ -211,6 +227,7 @@ impl HostChecker {
             outcome,
             error,
             cr3,
+            pat,
         };
         tracing::debug!("rangefault: host check {}", record.summary());
         if self.records.len() < MAX_RECORDS {
@@ -218,10 +235,11 @@ impl HostChecker {
         }
     }
 
-    /// ROOT against the CR3 of the CPU that rang, if the engine knows it.
-    fn cross_check(&self, request: &CheckRequest) -> Option<Cr3Check> {
-        let cr3 = self.page_tables.as_ref()?.doorbell_cr3()?;
-        Some(Cr3Check::new(request.root, cr3))
+    /// What the engine knows of the CPU that rang, if there is an engine.
+    fn doorbell_cpu_state(&self) -> CpuState {
+        self.page_tables
+            .as_ref()
+            .map_or_else(CpuState::default, |tables| tables.doorbell_cpu_state())
     }
 
     fn walk(&self, request: &CheckRequest) -> (CheckStatus, Option<CheckOutcome>, Option<String>) {

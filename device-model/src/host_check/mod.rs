@@ -10,6 +10,7 @@
 
 mod checker;
 mod cr3;
+mod pat;
 mod request;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 pub(crate) use checker::HostChecker;
 pub use cr3::{root_matches_cr3, Cr3Check};
+pub use pat::PatCheck;
 pub(crate) use request::DeviceView;
 pub use request::{expected_max_leaf, MAX_CHECK_LEN};
 
@@ -37,13 +39,24 @@ pub trait GuestPageTables: Send + Sync {
     /// malformed), with a message for the report.
     fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String>;
 
-    /// The CR3 of the CPU whose write rang the doorbell, for the CR3
-    /// cross-check, if the engine can tell (it is asked once per valid
-    /// request, after [`Self::check`]). `None`, the default, skips the
-    /// cross-check.
-    fn doorbell_cr3(&self) -> Option<u64> {
-        None
+    /// What the engine can tell about the CPU whose write rang the
+    /// doorbell. It is asked once per valid request, before
+    /// [`Self::check`]; the default knows nothing, which skips the CR3
+    /// cross-check and leaves the driver's PAT to decode memory types.
+    fn doorbell_cpu_state(&self) -> CpuState {
+        CpuState::default()
     }
+}
+
+/// What the engine read from the CPU that rang the doorbell; a field it
+/// could not read is `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuState {
+    /// CR3, cross-checked with ROOT ([`Cr3Check`]).
+    pub cr3: Option<u64>,
+    /// IA32_PAT: decodes the walk in place of the PAT registers, which are
+    /// only compared with it ([`PatCheck`]).
+    pub pat: Option<u64>,
 }
 
 /// The driver's fault strategy, as written into [`crate::abi::check::FLAGS`].
@@ -161,7 +174,8 @@ pub struct CheckRequest {
     pub offset: u64,
     /// The GPA `va` should map: BAR2's base address + `offset`.
     pub expected_gpa: u64,
-    /// The guest's IA32_PAT MSR.
+    /// The guest's IA32_PAT MSR, which decodes memory types: the ringing
+    /// vCPU's where the engine can read it, else the PAT registers.
     pub pat: u64,
     /// Five-level paging (CR4.LA57).
     pub la57: bool,
@@ -290,6 +304,11 @@ pub struct HostCheckRecord {
     /// read it (QEMU) or there was no valid request. A mismatch makes the
     /// status `mismatch` even if the walk passed.
     pub cr3: Option<Cr3Check>,
+    /// The ringing vCPU's IA32_PAT against the PAT registers; `None` where
+    /// the engine cannot read it (QEMU) or there was no valid request. The
+    /// vCPU's value decoded the walk; a disagreement does not change the
+    /// status.
+    pub pat: Option<PatCheck>,
 }
 
 impl HostCheckRecord {
@@ -328,6 +347,9 @@ impl HostCheckRecord {
                     "is NOT ROOT's table"
                 }
             );
+        }
+        if let Some(pat) = &self.pat {
+            line += &format!("; {}", pat.describe());
         }
         if let Some(error) = &self.error {
             line += &format!("; {error}");

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use super::{cfg_write, reg_read, reg_write};
 use crate::abi::check;
 use crate::host_check::{
-    CheckOutcome, CheckRequest, CheckStatus, GuestPageTables, LeafCounts, LeafSize, Mismatch,
-    MismatchKind, PatMemType, Strategy, MAX_RECORDS,
+    CheckOutcome, CheckRequest, CheckStatus, CpuState, GuestPageTables, LeafCounts, LeafSize,
+    Mismatch, MismatchKind, PatCheck, PatMemType, Strategy, MAX_RECORDS,
 };
 use crate::{DeviceConfig, RangefaultDevice};
 
@@ -101,11 +101,16 @@ fn ask(strategy: u32, len: u64) -> Ask {
 
 /// Programs a request and rings the doorbell; returns STATUS.
 fn run_check(d: &mut RangefaultDevice, ask: &Ask) -> u32 {
+    run_check_with_pat(d, ask, LINUX_PAT)
+}
+
+/// [`run_check`] with the driver passing `pat` as the guest's PAT.
+fn run_check_with_pat(d: &mut RangefaultDevice, ask: &Ask, pat: u64) -> u32 {
     w64(d, check::ROOT_LO, ROOT);
     w64(d, check::VA_LO, ask.va);
     w64(d, check::LEN_LO, ask.len);
     w64(d, check::OFFSET_LO, ask.offset);
-    w64(d, check::PAT_LO, LINUX_PAT);
+    w64(d, check::PAT_LO, pat);
     w32(d, check::FLAGS, ask.flags);
     w32(d, check::DOORBELL, check::RUN);
     r32(d, check::STATUS)
@@ -424,29 +429,45 @@ fn records_serialize_for_the_report() {
     assert!(summary.starts_with("#1 Pass: Range"), "{summary}");
 }
 
-/// An engine that also knows the ringing CPU's CR3.
-struct TablesWithCr3 {
+/// An engine that also knows some of the ringing CPU's state.
+struct TablesWithCpu {
     tables: FakeTables,
-    cr3: u64,
+    cpu: CpuState,
 }
 
-impl GuestPageTables for TablesWithCr3 {
+impl GuestPageTables for TablesWithCpu {
     fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
         self.tables.check(request)
     }
 
-    fn doorbell_cr3(&self) -> Option<u64> {
-        Some(self.cr3)
+    fn doorbell_cpu_state(&self) -> CpuState {
+        self.cpu
     }
 }
 
-fn device_with_cr3(answer: Result<CheckOutcome, String>, cr3: u64) -> RangefaultDevice {
+/// A device whose engine answers `answer` and knows `cpu`; returns the
+/// requests the engine saw.
+fn device_with_cpu(
+    answer: Result<CheckOutcome, String>,
+    cpu: CpuState,
+) -> (RangefaultDevice, Arc<Mutex<Vec<CheckRequest>>>) {
     let (mut d, seen) = device_with(64 << 20, 2 << 20, Ok(passing_outcome()));
-    d.set_page_tables(Box::new(TablesWithCr3 {
-        tables: FakeTables { seen, answer },
-        cr3,
+    d.set_page_tables(Box::new(TablesWithCpu {
+        tables: FakeTables {
+            seen: seen.clone(),
+            answer,
+        },
+        cpu,
     }));
-    d
+    (d, seen)
+}
+
+fn device_with_cr3(answer: Result<CheckOutcome, String>, cr3: u64) -> RangefaultDevice {
+    let cpu = CpuState {
+        cr3: Some(cr3),
+        pat: None,
+    };
+    device_with_cpu(answer, cpu).0
 }
 
 #[test]
@@ -513,4 +534,83 @@ fn a_root_that_is_not_the_cpus_cr3_is_a_mismatch() {
     let mut d = device_with_cr3(Ok(passing_outcome()), other);
     assert_eq!(run_check(&mut d, &ask(0, 0)), check::STATUS_BAD_REQUEST);
     assert_eq!(d.host_checks()[0].cr3, None);
+}
+
+#[test]
+fn the_cpus_pat_decodes_the_walk_and_is_compared_with_the_drivers() {
+    // All UC: what a driver that read the wrong PAT might pass.
+    const ALL_UC: u64 = 0;
+    for (cpu_pat, driver_pat) in [(LINUX_PAT, LINUX_PAT), (LINUX_PAT, ALL_UC)] {
+        let cpu = CpuState {
+            cr3: Some(ROOT),
+            pat: Some(cpu_pat),
+        };
+        let (mut d, seen) = device_with_cpu(Ok(passing_outcome()), cpu);
+        // A disagreement is recorded, never a mismatch.
+        assert_eq!(
+            run_check_with_pat(&mut d, &ask(2, 4 << 20), driver_pat),
+            check::STATUS_PASS
+        );
+        assert_eq!(r32(&mut d, check::MISMATCH_KIND), check::MISMATCH_NONE);
+        assert_eq!(
+            seen.lock().unwrap()[0].pat,
+            cpu_pat,
+            "the walk used the CPU's"
+        );
+        let record = &d.host_checks()[0];
+        assert_eq!(record.status, CheckStatus::Pass);
+        assert_eq!(record.registers.pat, driver_pat);
+        assert_eq!(record.request.as_ref().unwrap().pat, cpu_pat);
+        let matches = cpu_pat == driver_pat;
+        assert_eq!(
+            record.pat,
+            Some(PatCheck {
+                vcpu_pat: cpu_pat,
+                driver_pat,
+                matches
+            })
+        );
+        let json = serde_json::to_value(record).unwrap();
+        assert_eq!(
+            json["pat"],
+            serde_json::json!({"vcpu_pat": cpu_pat, "driver_pat": driver_pat, "matches": matches})
+        );
+        assert_eq!(
+            record.summary().contains("NOT the driver's PAT"),
+            !matches,
+            "{}",
+            record.summary()
+        );
+    }
+}
+
+#[test]
+fn without_the_cpus_pat_the_drivers_decodes_the_walk() {
+    // An engine that reads CR3 but not the PAT, and one that reads nothing.
+    let (mut d, seen) = device_with_cpu(
+        Ok(passing_outcome()),
+        CpuState {
+            cr3: Some(ROOT),
+            pat: None,
+        },
+    );
+    assert_eq!(run_check(&mut d, &ask(2, 4 << 20)), check::STATUS_PASS);
+    assert_eq!(seen.lock().unwrap()[0].pat, LINUX_PAT);
+    assert_eq!(d.host_checks()[0].pat, None);
+    assert!(d.host_checks()[0].cr3.is_some());
+    let (mut d, seen) = device_with(64 << 20, 2 << 20, Ok(passing_outcome()));
+    run_check(&mut d, &ask(2, 4 << 20));
+    assert_eq!(seen.lock().unwrap()[0].pat, LINUX_PAT);
+    assert_eq!(
+        (d.host_checks()[0].cr3, d.host_checks()[0].pat),
+        (None, None)
+    );
+    // A bad request asks the engine nothing, PAT included.
+    let cpu = CpuState {
+        cr3: Some(ROOT),
+        pat: Some(LINUX_PAT),
+    };
+    let (mut d, _) = device_with_cpu(Ok(passing_outcome()), cpu);
+    assert_eq!(run_check(&mut d, &ask(0, 0)), check::STATUS_BAD_REQUEST);
+    assert_eq!(d.host_checks()[0].pat, None);
 }

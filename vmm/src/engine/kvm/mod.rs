@@ -2,7 +2,8 @@
 //! with the device model in-process. BAR0 is served on MMIO exits, BAR2 is
 //! a memslot backed by the device's VRAM memfd, MSI-X goes through
 //! KVM_SIGNAL_MSI, and the host page-table check walks guest RAM directly,
-//! cross-checking ROOT with the CR3 of the vCPU that rang. The console
+//! cross-checking ROOT with the CR3 of the vCPU that rang and decoding
+//! memory types with that vCPU's IA32_PAT. The console
 //! feeds the same [`GuestConsole`] parser as the QEMU engine, and the
 //! outcome is the same [`GuestRun`], with the KVM engine's own counters.
 
@@ -147,8 +148,13 @@ pub fn run(launch: &KvmLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<G
 fn guest_run(console: GuestConsole, outcome: RunOutcome) -> GuestRun {
     let c = outcome.counters;
     eprintln!(
-        "vmm: kvm: {} (VRAM memslot changes {}, MSIs {}, unclaimed accesses {}, CR3 reads {})",
-        outcome.reason, c.vram_slot_changes, c.msis_delivered, c.unclaimed_accesses, c.cr3_reads
+        "vmm: kvm: {} (VRAM memslot changes {}, MSIs {}, unclaimed accesses {}, CR3 reads {}, PAT reads {})",
+        outcome.reason,
+        c.vram_slot_changes,
+        c.msis_delivered,
+        c.unclaimed_accesses,
+        c.cr3_reads,
+        c.pat_reads
     );
     GuestRun {
         console,

@@ -18,6 +18,9 @@ pub struct Counters {
     /// vCPU CR3s read for the page-table check's cross-check (one per
     /// doorbell write).
     pub cr3_reads: AtomicU64,
+    /// vCPU IA32_PATs read to decode the page-table check's memory types
+    /// (one per doorbell write).
+    pub pat_reads: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -30,6 +33,7 @@ pub struct CounterSnapshot {
     pub msis_delivered: u64,
     pub unclaimed_accesses: u64,
     pub cr3_reads: u64,
+    pub pat_reads: u64,
 }
 
 impl Counters {
@@ -47,6 +51,7 @@ impl Counters {
             msis_delivered: get(&self.msis_delivered),
             unclaimed_accesses: get(&self.unclaimed_accesses),
             cr3_reads: get(&self.cr3_reads),
+            pat_reads: get(&self.pat_reads),
         }
     }
 }

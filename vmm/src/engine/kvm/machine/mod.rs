@@ -4,8 +4,9 @@
 //! reset line, a conf1 PCI bus with a host bridge) and the rangefault
 //! device at 00:03.0 with BAR2 as a memfd-backed memslot and the host
 //! page-table check walking guest RAM (ROOT cross-checked with the ringing
-//! vCPU's CR3). Besides its own files it uses `crate::page_table_check`,
-//! which the tests include with `#[path]` too.
+//! vCPU's CR3, memory types decoded with its IA32_PAT). Besides its own
+//! files it uses `crate::page_table_check`, which the tests include with
+//! `#[path]` too.
 
 mod bar_placement;
 mod boot_cpu;

@@ -1,38 +1,41 @@
 //! The host page-table check on this machine: the device walks the guest's
-//! page tables straight in guest RAM (the RAM memslots never change), and
+//! page tables straight in guest RAM (the RAM memslots never change),
 //! cross-checks the driver's ROOT with the CR3 of the vCPU whose MMIO write
-//! rang the doorbell.
+//! rang the doorbell, and decodes memory types with that vCPU's IA32_PAT
+//! (recording whether the driver passed the same).
 //!
-//! The CR3 travels from the exit handler to the check through a
-//! [`DoorbellCr3`]: the vCPU thread reads it (KVM_GET_SREGS) just before
-//! handing the doorbell write to the device and takes it back right after,
-//! all under the device lock, so another vCPU's value can never show up in
-//! this check.
+//! CR3 and PAT travel from the exit handler to the check through a
+//! [`DoorbellCpu`]: the vCPU thread reads them (KVM_GET_SREGS,
+//! KVM_GET_MSRS) just before handing the doorbell write to the device and
+//! takes them back right after, all under the device lock, so another
+//! vCPU's values can never show up in this check.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use device_model::host_check::CpuState;
 use device_model::{CheckOutcome, CheckRequest, GuestPageTables};
 
 use super::guest_ram::GuestRam;
 use crate::page_table_check::FixedGuestRam;
 
-/// The ringing vCPU's CR3, handed from the exit handler to the check.
+/// The ringing vCPU's CR3 and PAT, handed from the exit handler to the
+/// check.
 #[derive(Debug, Default)]
-pub struct DoorbellCr3(Mutex<Option<u64>>);
+pub struct DoorbellCpu(Mutex<CpuState>);
 
-impl DoorbellCr3 {
-    /// Sets (or, with `None`, clears) the CR3 the next check sees.
-    pub fn set(&self, cr3: Option<u64>) {
-        *self.lock() = cr3;
+impl DoorbellCpu {
+    /// Sets (or, with the default, clears) what the next check sees.
+    pub fn set(&self, cpu: CpuState) {
+        *self.lock() = cpu;
     }
 
-    fn take(&self) -> Option<u64> {
-        self.lock().take()
+    fn take(&self) -> CpuState {
+        std::mem::take(&mut *self.lock())
     }
 
     /// Only a panic between two plain assignments could poison it; the
     /// value is whole either way.
-    fn lock(&self) -> MutexGuard<'_, Option<u64>> {
+    fn lock(&self) -> MutexGuard<'_, CpuState> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -40,12 +43,12 @@ impl DoorbellCr3 {
 /// What the device gets as [`GuestPageTables`] on this machine.
 pub struct KvmPageTables {
     ram: FixedGuestRam,
-    doorbell: Arc<DoorbellCr3>,
+    doorbell: Arc<DoorbellCpu>,
 }
 
 impl KvmPageTables {
-    /// Walks `ram`; the CR3 comes through `doorbell`.
-    pub fn new(ram: &GuestRam, doorbell: Arc<DoorbellCr3>) -> Self {
+    /// Walks `ram`; CR3 and PAT come through `doorbell`.
+    pub fn new(ram: &GuestRam, doorbell: Arc<DoorbellCpu>) -> Self {
         Self {
             // The regions are reference-counted: this keeps the mapping
             // alive for as long as the device may walk it.
@@ -60,7 +63,7 @@ impl GuestPageTables for KvmPageTables {
         self.ram.check(request)
     }
 
-    fn doorbell_cr3(&self) -> Option<u64> {
+    fn doorbell_cpu_state(&self) -> CpuState {
         self.doorbell.take()
     }
 }
@@ -72,13 +75,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cr3_is_used_once() {
+    fn the_cpu_state_is_used_once() {
         let ram = GuestRam::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
-        let doorbell = Arc::new(DoorbellCr3::default());
+        let doorbell = Arc::new(DoorbellCpu::default());
         let tables = KvmPageTables::new(&ram, doorbell.clone());
-        assert_eq!(tables.doorbell_cr3(), None);
-        doorbell.set(Some(0x9000));
-        assert_eq!(tables.doorbell_cr3(), Some(0x9000));
-        assert_eq!(tables.doorbell_cr3(), None, "a stale CR3 never leaks");
+        assert_eq!(tables.doorbell_cpu_state(), CpuState::default());
+        let cpu = CpuState {
+            cr3: Some(0x9000),
+            pat: Some(page_walker::LINUX_PAT_MSR),
+        };
+        doorbell.set(cpu);
+        assert_eq!(tables.doorbell_cpu_state(), cpu);
+        assert_eq!(
+            tables.doorbell_cpu_state(),
+            CpuState::default(),
+            "a stale CR3 or PAT never leaks"
+        );
     }
 }

@@ -2,13 +2,14 @@
 //! accesses and BAR0 MMIO exits go to the device model, BAR2 is a memslot
 //! kept in step with the guest's BAR programming, and MSI-X messages the
 //! model releases are injected with KVM_SIGNAL_MSI. A write that rings the
-//! page-table check's doorbell first hands the writing vCPU's CR3 to the
-//! check (see [`super::page_tables`]).
+//! page-table check's doorbell first hands the writing vCPU's CR3 and PAT
+//! to the check (see [`super::page_tables`]).
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use device_model::host_check::CpuState;
 use device_model::{abi, MsixMessage, RangefaultDevice};
 
 use super::bar_placement::{vram_placement, BarState, Refusal};
@@ -16,7 +17,7 @@ use super::counters::Counters;
 use super::exiting_vcpu::ExitingVcpu;
 use super::layout::overlaps;
 use super::msi::MsiSender;
-use super::page_tables::DoorbellCr3;
+use super::page_tables::DoorbellCpu;
 use super::rate_limited_log::RateLimitedLog;
 use super::vram_slot::VramSlot;
 
@@ -38,8 +39,8 @@ pub struct RangefaultFunction {
     device: Arc<Mutex<RangefaultDevice>>,
     slot: Mutex<SlotState>,
     msi: MsiSender,
-    /// Where the ringing vCPU's CR3 goes for the page-table check.
-    doorbell: Arc<DoorbellCr3>,
+    /// Where the ringing vCPU's CR3 and PAT go for the page-table check.
+    doorbell: Arc<DoorbellCpu>,
     ram: Vec<Range<u64>>,
     /// One past the highest guest-physical address.
     phys_limit: u64,
@@ -52,7 +53,7 @@ impl RangefaultFunction {
         device: Arc<Mutex<RangefaultDevice>>,
         slot: VramSlot,
         msi: MsiSender,
-        doorbell: Arc<DoorbellCr3>,
+        doorbell: Arc<DoorbellCpu>,
         ram: Vec<Range<u64>>,
         phys_limit: u64,
         counters: Arc<Counters>,
@@ -128,14 +129,14 @@ impl RangefaultFunction {
                 Some(Bar::Regs(offset)) => {
                     Counters::bump(&self.counters.register_accesses);
                     // Under the device lock, so no other vCPU's write can
-                    // ring in between and see this CR3.
+                    // ring in between and see this CR3 and PAT.
                     let rings = rings_check_doorbell(offset, data.len());
                     if rings {
-                        self.doorbell.set(self.cr3_of(vcpu));
+                        self.doorbell.set(self.cpu_state_of(vcpu));
                     }
                     device.regs_write(offset, data);
                     if rings {
-                        self.doorbell.set(None);
+                        self.doorbell.set(CpuState::default());
                     }
                     device.take_msix_deliverable()
                 }
@@ -153,21 +154,31 @@ impl RangefaultFunction {
         true
     }
 
-    /// `vcpu`'s CR3 for the check's cross-check; `None` (no cross-check)
-    /// if KVM cannot say.
-    fn cr3_of(&self, vcpu: &ExitingVcpu<'_>) -> Option<u64> {
+    /// `vcpu`'s CR3 (for the ROOT cross-check) and IA32_PAT (to decode
+    /// memory types); a value KVM cannot give is `None`, and the check runs
+    /// without the cross-check or with the driver's PAT.
+    fn cpu_state_of(&self, vcpu: &ExitingVcpu<'_>) -> CpuState {
         Counters::bump(&self.counters.cr3_reads);
-        match vcpu.cr3() {
-            Ok(cr3) => Some(cr3),
-            Err(e) => {
-                self.odd.warn(|| {
-                    format!(
-                        "vCPU {}: KVM_GET_SREGS failed ({e}); this page-table check runs without the CR3 cross-check",
-                        vcpu.index()
-                    )
-                });
-                None
-            }
+        let cr3 = vcpu.cr3().inspect_err(|e| {
+            self.odd.warn(|| {
+                format!(
+                    "vCPU {}: {e:#}; this page-table check runs without the CR3 cross-check",
+                    vcpu.index()
+                )
+            })
+        });
+        Counters::bump(&self.counters.pat_reads);
+        let pat = vcpu.pat().inspect_err(|e| {
+            self.odd.warn(|| {
+                format!(
+                    "vCPU {}: {e:#}; this page-table check decodes memory types with the driver's PAT",
+                    vcpu.index()
+                )
+            })
+        });
+        CpuState {
+            cr3: cr3.ok(),
+            pat: pat.ok(),
         }
     }
 

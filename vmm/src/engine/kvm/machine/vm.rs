@@ -21,7 +21,7 @@ use super::guest_ram::{self, GuestRam};
 use super::layout::{MemoryMap, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MMIO32_BAR_BASE};
 use super::linux_boot;
 use super::msi::MsiSender;
-use super::page_tables::{DoorbellCr3, KvmPageTables};
+use super::page_tables::{DoorbellCpu, KvmPageTables};
 use super::platform::Platform;
 use super::rangefault_function::RangefaultFunction;
 use super::run_control::{EndReason, RunControl};
@@ -113,7 +113,7 @@ impl Vm {
 
         let control = Arc::new(RunControl::default());
         let counters = Arc::new(Counters::default());
-        let doorbell = Arc::new(DoorbellCr3::default());
+        let doorbell = Arc::new(DoorbellCpu::default());
         let slot = {
             let mut device = device.lock().unwrap_or_else(|e| e.into_inner());
             device.set_page_tables(Box::new(KvmPageTables::new(&ram, doorbell.clone())));
