@@ -24,11 +24,14 @@ use crate::vm;
 use crate::window::Strategy;
 
 /// The misc device of one bound device, with the state its files get.
+///
+/// Field order is drop order: the registration goes first, so `misc_deregister` (which waits for
+/// any `open` in progress, both hold `misc_mtx`) has returned before `shared` is dropped.
 #[pin_data]
 pub(crate) struct Chardev {
-    shared: Arc<DeviceShared>,
     #[pin]
     registration: MiscDeviceRegistration<DeviceShared>,
+    shared: Arc<DeviceShared>,
 }
 
 impl Chardev {
@@ -48,7 +51,8 @@ impl Chardev {
         let field = core::ptr::from_ref(registration).cast_mut();
         // SAFETY: every `MiscDeviceRegistration<DeviceShared>` is the `registration` field of a
         // pinned `Chardev` (only `Chardev::new` creates one). `misc_open` holds `misc_mtx` while it
-        // calls `open`, and deregistration takes the same lock, so the `Chardev` outlives `open`.
+        // calls `open`, and deregistration takes the same lock; `registration` is dropped (that
+        // is, deregistered) before `shared`, so the whole `Chardev` is intact during `open`.
         unsafe { &*container_of!(field, Chardev, registration) }
     }
 }
@@ -162,7 +166,14 @@ impl MiscDevice for DeviceShared {
         }
         // VRAM holds data, never code.
         vma.try_clear_mayexec()?;
-        vm::setup_pfnmap(vma, shared.into());
+        let context = Arc::new(
+            vm::VmaContext {
+                strategy: shared.strategy(),
+                shared: shared.into(),
+            },
+            GFP_KERNEL,
+        )?;
+        vm::setup_pfnmap(vma, context);
         Ok(())
     }
 
@@ -172,6 +183,7 @@ impl MiscDevice for DeviceShared {
             uapi::STATS => write_user(arg, &shared.stats())?,
             uapi::LATENCY => write_user(arg, &shared.latency.snapshot())?,
             uapi::SET_STRATEGY => {
+                // Applies to mappings made from now on (each VMA keeps its own).
                 let strategy = Strategy::from_raw(read_user::<u32>(arg)?).ok_or(EINVAL)?;
                 shared.set_strategy(strategy);
             }

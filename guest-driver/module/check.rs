@@ -10,7 +10,7 @@ use crate::abi::check as reg;
 use crate::shared::DeviceShared;
 use crate::uapi::CheckArgs;
 use crate::vm;
-use crate::window::PAGE_SIZE;
+use crate::window::{Strategy, PAGE_SIZE};
 
 /// `IA32_PAT`.
 const MSR_IA32_CR_PAT: u32 = 0x277;
@@ -39,23 +39,29 @@ pub(crate) fn run(shared: &DeviceShared, args: &mut CheckArgs) -> Result {
     if args.len == 0 || args.va % PAGE_SIZE != 0 || args.len % PAGE_SIZE != 0 {
         return Err(EINVAL);
     }
-    let strategy = if args.strategy == u32::MAX {
-        shared.strategy() as u32
+    // An explicit strategy must be a real one (only to prove the check can fail).
+    let requested = if args.strategy == u32::MAX {
+        None
     } else {
-        args.strategy
+        Some(Strategy::from_raw(args.strategy).ok_or(EINVAL)?)
     };
     let pat = read_pat()?;
     let la57 = five_level_paging();
 
     let task = current!();
     let mm = task.mm().ok_or(EINVAL)?;
-    // Hold the mmap lock so the VMA and its page tables stay put while the host walks them.
+    // Hold the mmap lock so the VMA cannot go away while the host walks its page tables. (It does
+    // not exclude faults under the per-VMA lock: the caller checks a range it is not touching.)
     let locked = mm.mmap_read_lock();
     let vma = locked.vma_lookup(args.va as usize).ok_or(EINVAL)?;
     let end = args.va.checked_add(args.len).ok_or(EINVAL)?;
-    if !vm::is_ours(vma) || end > vma.end() as u64 {
+    let Some(mapped_with) = vm::strategy_of(vma) else {
+        return Err(EINVAL);
+    };
+    if end > vma.end() as u64 {
         return Err(EINVAL);
     }
+    let strategy = requested.unwrap_or(mapped_with) as u32;
     let offset = vm::vma_offset(vma)
         .ok_or(EINVAL)?
         .checked_add(args.va - vma.start() as u64)

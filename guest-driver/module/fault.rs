@@ -4,8 +4,9 @@
 //!
 //! On a stock kernel the exported insert functions shape what one fault can do:
 //! - `huge_fault(PMD_ORDER / PUD_ORDER)` may insert exactly one PMD / PUD leaf, the one holding
-//!   the faulting address, and the core only calls it while that entry is none. So a window larger
-//!   than one leaf costs one fault per leaf (a 4 MiB page: two faults, one per PMD).
+//!   the faulting address, and the core calls it only while that entry is none (or, on a write,
+//!   to upgrade a read-only leaf). So a window larger than one leaf costs one fault per leaf (a
+//!   4 MiB page: two faults, one per PMD).
 //! - `fault` inserts PTEs with `vmf_insert_pfn`, which walks from the PGD and takes the PTE lock
 //!   per call but skips entries already present. We insert the whole window, clipped to the
 //!   faulting address's 2 MiB block: the PMD of any other block might be a leaf, and PTEs must
@@ -13,7 +14,9 @@
 //!
 //! The device may be revoked at any time (disable, unbind). We check before inserting, then again
 //! after a full barrier; `DeviceShared::revoke` changes the state with a full barrier before it
-//! zaps. Either the zap sees our entries, or we see the new state and zap them ourselves.
+//! zaps. Either the zap sees our entries, or we see the new state and zap them ourselves. Each
+//! fault counts itself in flight for its whole duration, and `revoke` waits for that count to
+//! drop to zero, so no entry of ours outlives an unbind (and the WC reservation with it).
 
 use kernel::sync::{atomic::Relaxed, barrier::smp_mb};
 
@@ -27,13 +30,14 @@ const PAGE_SHIFT: u32 = 12;
 pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
     let timer = FaultTimer::start();
     let shared = fault.shared();
+    let _in_flight = shared.fault_started();
     if !shared.enabled() {
         return refuse(fault);
     }
     let geometry = shared.geometry;
     let span = fault.span();
     let va = fault.address();
-    let unit = shared.strategy().unit(geometry.page_size);
+    let unit = fault.strategy().unit(geometry.page_size);
     let range = window::window(&span, va, unit, geometry.vram_size)
         .intersect(Range::aligned_block(va, PMD_SIZE));
 
@@ -70,11 +74,16 @@ pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
         _ => return fall_back(fault),
     };
     let shared = fault.shared();
+    let _in_flight = shared.fault_started();
     if !shared.enabled() {
         return refuse(fault);
     }
     let geometry = shared.geometry;
-    if shared.strategy() != Strategy::Range || geometry.page_size < leaf_size {
+    if fault.strategy() != Strategy::Range || geometry.page_size < leaf_size {
+        return fall_back(fault);
+    }
+    // Without 1 GiB page support a PUD leaf's PS bit is reserved: the next access would oops.
+    if leaf_size == PUD_SIZE && !geometry.gbpages {
         return fall_back(fault);
     }
     let span = fault.span();

@@ -181,6 +181,7 @@ impl<'bound> RangefaultDevice<'bound> {
                 bar2_phys: vram_start,
                 vram_size: geometry.size,
                 page_size: geometry.page_size(),
+                gbpages: cpu_has_gbpages(),
             },
             regs.into_devres()?,
         )?;
@@ -210,6 +211,16 @@ impl<'bound> RangefaultDevice<'bound> {
             _bound: PhantomData,
         }))
     }
+}
+
+/// Whether the CPU supports 1 GiB pages (X86_FEATURE_GBPAGES, word 1 bit 26 of the boot CPU's
+/// capabilities), i.e. whether a PUD leaf is legal.
+fn cpu_has_gbpages() -> bool {
+    const WORD: usize = 1;
+    const BIT: u32 = 26;
+    // SAFETY: `boot_cpu_data` is filled in during early boot and only read afterwards.
+    let word = unsafe { bindings::boot_cpu_data.__bindgen_anon_3.x86_capability[WORD] };
+    word & (1 << BIT) != 0
 }
 
 /// Fails unless BAR0 carries our magic and an ABI version this driver speaks.

@@ -33,12 +33,25 @@ pub(crate) enum State {
     Gone = 2,
 }
 
+/// A running fault handler, counted in [`DeviceShared`] until dropped.
+pub(crate) struct FaultInFlight<'a>(&'a DeviceShared);
+
+impl Drop for FaultInFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .faults_in_flight
+            .fetch_sub(1, kernel::sync::atomic::Release);
+    }
+}
+
 /// VRAM geometry, fixed at probe.
 #[derive(Clone, Copy)]
 pub(crate) struct Geometry {
     pub(crate) bar2_phys: u64,
     pub(crate) vram_size: u64,
     pub(crate) page_size: u64,
+    /// The CPU maps 1 GiB pages (PUD leaves are legal).
+    pub(crate) gbpages: bool,
 }
 
 /// Fault-path counters (see [`uapi::Stats`]).
@@ -92,6 +105,8 @@ pub(crate) struct DeviceShared {
     registers: Devres<Registers>,
     strategy: Atomic<u32>,
     state: Atomic<u32>,
+    /// Fault handlers running right now (see [`Self::fault_started`]).
+    faults_in_flight: Atomic<u64>,
     pub(crate) counters: Counters,
     pub(crate) latency: FaultLatency,
     #[pin]
@@ -106,6 +121,7 @@ impl DeviceShared {
                 registers,
                 strategy: Atomic::new(Strategy::Range as u32),
                 state: Atomic::new(State::Enabled as u32),
+                faults_in_flight: Atomic::new(0),
                 counters: Counters::new(),
                 latency: FaultLatency::new(),
                 open_files <- new_mutex!(OpenFiles {
@@ -173,7 +189,21 @@ impl DeviceShared {
             unsafe { bindings::unmap_mapping_range(open.mapping.0, 0, 0, 1) };
         }
         drop(open);
+        // Faults that passed their first check before the state changed may still be inserting;
+        // each rechecks and zaps its own entries before it ends. Wait for them, so nothing of
+        // ours is mapped once we return (unbind then frees the WC reservation).
+        while self.faults_in_flight.load(Acquire) != 0 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_micros(50));
+        }
         self.counters.zaps.add(1, Relaxed);
+    }
+
+    /// Marks a fault handler as running until the guard drops. The full barrier orders the
+    /// increment before the handler's first state check, pairing with `revoke`'s state change
+    /// before it reads the count.
+    pub(crate) fn fault_started(&self) -> FaultInFlight<'_> {
+        self.faults_in_flight.fetch_add(1, Full);
+        FaultInFlight(self)
     }
 
     /// Enables faults again after a `revoke(Disabled)`; a gone device stays gone.

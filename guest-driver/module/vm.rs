@@ -18,7 +18,17 @@ use kernel::{
 };
 
 use crate::shared::DeviceShared;
-use crate::window::{Range, VmaSpan, PAGE_SIZE};
+use crate::window::{Range, Strategy, VmaSpan, PAGE_SIZE};
+
+/// What a VMA (and every copy of it: split, fork, mremap) faults with: the device, and the
+/// strategy in force when it was mapped. Fixing the strategy per VMA means the level chosen for
+/// a block depends only on the VMA and the address, never on a concurrent `SET_STRATEGY`, so two
+/// threads faulting one block cannot pick different levels (a huge leaf over a PTE table, or
+/// PTEs under a leaf).
+pub(crate) struct VmaContext {
+    pub(crate) shared: Arc<DeviceShared>,
+    pub(crate) strategy: Strategy,
+}
 
 pub(crate) type VmFault = bindings::vm_fault_t;
 pub(crate) const NOPAGE: VmFault = bindings::vm_fault_reason_VM_FAULT_NOPAGE;
@@ -56,8 +66,8 @@ pub(crate) fn vma_offset(vma: &VmaRef) -> Option<u64> {
 }
 
 /// Turns a new VMA into a write-combining PFN mapping served by this driver's fault handlers,
-/// holding a reference to `shared` until the VMA is closed.
-pub(crate) fn setup_pfnmap(vma: &VmaNew, shared: Arc<DeviceShared>) {
+/// holding a reference to `context` until the VMA is closed.
+pub(crate) fn setup_pfnmap(vma: &VmaNew, context: Arc<VmaContext>) {
     vma.set_io();
     vma.set_dontexpand();
     vma.set_dontdump();
@@ -70,26 +80,32 @@ pub(crate) fn setup_pfnmap(vma: &VmaNew, shared: Arc<DeviceShared>) {
         (*raw).__bindgen_anon_2.vm_flags |= flags::PFNMAP;
         (*raw).vm_page_prot = bindings::pgprot_writecombine((*raw).vm_page_prot);
         (*raw).vm_ops = &VM_OPS.0;
-        (*raw).vm_private_data = Arc::into_raw(shared).cast_mut().cast::<c_void>();
+        (*raw).vm_private_data = Arc::into_raw(context).cast_mut().cast::<c_void>();
     }
 }
 
-/// The `DeviceShared` a VMA of ours refers to.
+/// The context a VMA of ours refers to.
 ///
 /// # Safety
 ///
-/// `vma` must be one of this driver's VMAs (set up by [`setup_pfnmap`]) and not yet closed.
-unsafe fn shared_of<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, DeviceShared> {
+/// `vma` must be one of this driver's VMAs (set up by [`setup_pfnmap`]) and stay open for `'a`.
+unsafe fn context_of<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, VmaContext> {
     // SAFETY: per the caller, `vm_private_data` holds an `Arc` reference taken in `setup_pfnmap`
     // or `vma_open`, released only in `vma_close`.
-    unsafe { ArcBorrow::from_raw((*vma).vm_private_data.cast::<DeviceShared>()) }
+    unsafe { ArcBorrow::from_raw((*vma).vm_private_data.cast::<VmaContext>()) }
+}
+
+/// The strategy a VMA of ours was mapped with (`None` if it is not ours).
+pub(crate) fn strategy_of(vma: &VmaRef) -> Option<Strategy> {
+    // SAFETY: `is_ours` confirmed it is our VMA, and `vma` is borrowed (so open) for the call.
+    is_ours(vma).then(|| unsafe { context_of(vma.as_ptr()) }.strategy)
 }
 
 /// One page fault on one of our VMAs, for the duration of the fault handler.
 pub(crate) struct FaultRef<'a> {
     vmf: *mut bindings::vm_fault,
     vma: &'a VmaRef,
-    shared: ArcBorrow<'a, DeviceShared>,
+    context: ArcBorrow<'a, VmaContext>,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -106,14 +122,19 @@ impl<'a> FaultRef<'a> {
             Self {
                 vmf,
                 vma: VmaRef::from_raw(vma),
-                shared: shared_of(vma),
+                context: context_of(vma),
                 _not_send: PhantomData,
             }
         }
     }
 
     pub(crate) fn shared(&self) -> &DeviceShared {
-        &self.shared
+        &self.context.shared
+    }
+
+    /// The strategy this VMA was mapped with.
+    pub(crate) fn strategy(&self) -> Strategy {
+        self.context.strategy
     }
 
     /// Page-aligned faulting address.
@@ -145,7 +166,9 @@ impl<'a> FaultRef<'a> {
     }
 
     /// Inserts the PMD leaf that holds the faulting address. Only valid from `huge_fault` with
-    /// `PMD_ORDER` (the core then guarantees the PMD was none when it called us).
+    /// `PMD_ORDER`. The core calls that while the PMD is none, and also on a write fault to a
+    /// present read-only leaf (`wp_huge_pmd`): the fault's write flag is passed through so such a
+    /// fault upgrades the entry instead of returning without change and faulting forever.
     pub(crate) fn insert_pmd(&self, pfn: u64) -> VmFault {
         // SAFETY: `vmf` is valid for `'a`; we are in `huge_fault(PMD_ORDER)`.
         unsafe { bindings::vmf_insert_pfn_pmd(self.vmf, pfn as _, self.is_write()) }
@@ -190,8 +213,8 @@ unsafe extern "C" fn huge_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> 
 unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: the copy carries the original's `vm_private_data`, whose reference is still held by
     // the original VMA.
-    let shared: Arc<DeviceShared> = unsafe { shared_of(vma) }.into();
-    let _ = Arc::into_raw(shared);
+    let context: Arc<VmaContext> = unsafe { context_of(vma) }.into();
+    let _ = Arc::into_raw(context);
 }
 
 /// # Safety
@@ -199,5 +222,5 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
 /// Called by the mm core as `vm_ops->close` of one of our VMAs, once.
 unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: gives back the reference this VMA took in `setup_pfnmap` or `vma_open`.
-    drop(unsafe { Arc::from_raw((*vma).vm_private_data.cast::<DeviceShared>()) });
+    drop(unsafe { Arc::from_raw((*vma).vm_private_data.cast::<VmaContext>()) });
 }

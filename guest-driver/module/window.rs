@@ -92,26 +92,129 @@ impl Range {
     }
 }
 
-/// The window a fault at `va` should map with blocks of `unit` bytes.
+/// The window a fault at `va` (inside the VMA) should map with blocks of `unit` bytes.
+///
+/// Computed as distances from `va`, clamped to the VMA before any subtraction: the block can
+/// start below the VMA (or below address 0, for a VMA mapped low with a large offset) and end
+/// past it.
 pub(crate) fn window(vma: &VmaSpan, va: u64, unit: u64, vram_size: u64) -> Range {
     let offset = vma.offset_of(va);
     let block_offset = offset & !(unit - 1);
-    let block_end_offset = (block_offset + unit).min(vram_size);
-    let start = va - (offset - block_offset);
-    let end = start + (block_end_offset - block_offset);
-    Range { start, end }.intersect(Range {
-        start: vma.start,
-        end: vma.end,
-    })
+    let block_end_offset = block_offset.saturating_add(unit).min(vram_size);
+    let back = (offset - block_offset).min(va - vma.start);
+    let ahead = block_end_offset.saturating_sub(offset).min(vma.end - va);
+    Range {
+        start: va - back,
+        end: va + ahead,
+    }
 }
 
 /// Whether the leaf of `size` holding `va` can map the window: it lies inside it and VA and BAR
 /// offset are equally aligned (the pfn is then `size`-aligned, as BAR2 is naturally aligned).
 pub(crate) fn huge_leaf_fits(vma: &VmaSpan, window: Range, va: u64, size: u64) -> Option<Range> {
     let leaf = Range::aligned_block(va, size);
-    if window.contains(leaf) && vma.offset_of(leaf.start) % size == 0 {
+    if window.contains(leaf) && vma.offset_of(leaf.start).is_multiple_of(size) {
         Some(leaf)
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Host-side tests: this file is pure `core` code, compiled into the probe's test binary.
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn vma(start: u64, len: u64, offset: u64) -> VmaSpan {
+        VmaSpan {
+            start,
+            end: start + len,
+            offset,
+        }
+    }
+
+    #[test]
+    fn aligned_window_is_the_block() {
+        let v = vma(0x4000_0000, 8 * MIB, 0);
+        let w = window(&v, 0x4000_0000 + 3 * MIB + 0x5000, 2 * MIB, 1 << 30);
+        assert_eq!(
+            w,
+            Range {
+                start: 0x4000_0000 + 2 * MIB,
+                end: 0x4000_0000 + 4 * MIB
+            }
+        );
+        assert_eq!(
+            huge_leaf_fits(&v, w, 0x4000_0000 + 3 * MIB, 2 * MIB),
+            Some(w)
+        );
+    }
+
+    #[test]
+    fn window_is_clipped_to_vma_and_vram() {
+        let v = vma(0x10_0000, 3 * MIB, 0);
+        let w = window(&v, 0x10_0000 + 2 * MIB + 0x1000, 2 * MIB, 1 << 30);
+        assert_eq!(
+            w,
+            Range {
+                start: 0x10_0000 + 2 * MIB,
+                end: 0x10_0000 + 3 * MIB
+            }
+        );
+        // VRAM ends inside the block.
+        let v = vma(0x4000_0000, 4 * MIB, 62 * MIB);
+        let w = window(&v, 0x4000_0000, 4 * MIB, 64 * MIB);
+        assert_eq!(w.len(), 2 * MIB);
+    }
+
+    #[test]
+    fn vma_low_in_memory_with_a_large_offset_does_not_underflow() {
+        // mmap(0x1000, .., offset 0xf000) with 64 KiB blocks: the block starts below VA 0.
+        let v = vma(0x1000, 0x10000, 0xf000);
+        assert_eq!(
+            window(&v, 0x1000, 64 << 10, 1 << 30),
+            Range {
+                start: 0x1000,
+                end: 0x2000
+            }
+        );
+        // 2 MiB device, VA 0x10000, offset 1 MiB.
+        let v = vma(0x10000, 4 * MIB, MIB);
+        let w = window(&v, 0x10000, 2 * MIB, 1 << 30);
+        assert_eq!(
+            w,
+            Range {
+                start: 0x10000,
+                end: 0x10000 + MIB
+            }
+        );
+        assert_eq!(huge_leaf_fits(&v, w, 0x10000, 2 * MIB), None);
+    }
+
+    #[test]
+    fn misaligned_vma_falls_back_to_no_huge_leaf() {
+        let v = vma(0x4000_1000, 8 * MIB, 0);
+        let w = window(&v, 0x4000_1000 + 3 * MIB, 2 * MIB, 1 << 30);
+        assert_eq!(w.len(), 2 * MIB);
+        assert_eq!(huge_leaf_fits(&v, w, 0x4000_1000 + 3 * MIB, 2 * MIB), None);
+    }
+
+    #[test]
+    fn every_fault_address_lies_in_its_window() {
+        for (start, len, offset, unit) in [
+            (0x1000, 0x40_0000, 0x3000, 64 << 10),
+            (0x7000_1000, 0x80_0000, 0x20_0000, 2 * MIB),
+            (0x10_0000, 0x10_0000, 0xff000, 1 << 30),
+        ] {
+            let v = vma(start, len, offset);
+            for va in (start..start + len).step_by(0x3000) {
+                let w = window(&v, va, unit, 2 << 30);
+                assert!(w.start <= va && va < w.end, "{va:#x} not in {w:?}");
+                assert!(w.start >= v.start && w.end <= v.end);
+                assert!(w.len() <= unit);
+            }
+        }
     }
 }

@@ -106,7 +106,7 @@ pub fn assert_host_view(result: &Value, page_bytes: u64) {
 pub fn assert_semantics(report: &Value) {
     let result: &Value = scenarios_named(report, "semantics")[0];
     let checks = result["checks"].as_array().expect("checks");
-    assert!(checks.len() >= 14, "{result:#}");
+    assert!(checks.len() >= 16, "{result:#}");
     for check in checks {
         assert_eq!(check["pass"], true, "{check}");
     }

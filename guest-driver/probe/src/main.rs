@@ -12,6 +12,12 @@ mod touch_all;
 mod uapi;
 mod vmap;
 
+/// The kernel module's window arithmetic (pure `core` code), tested on the host.
+#[cfg(test)]
+#[path = "../../module/window.rs"]
+#[allow(dead_code)]
+mod kernel_window;
+
 use std::path::Path;
 use std::process::ExitCode;
 
