@@ -36,6 +36,16 @@ pub fn bytes_per_fault(strategy: Strategy, page_size: u64, va_align: u64) -> u64
     }
 }
 
+/// VA alignment for a mapping of a device with `page_size` pages: enough for its largest leaf
+/// (1 GiB pages get 1 GiB, everything else at least 2 MiB, and the page size itself).
+pub fn mapping_alignment(page_size: u64) -> u64 {
+    if page_size >= GIB {
+        GIB
+    } else {
+        page_size.max(2 * MIB)
+    }
+}
+
 /// How much each strategy touches (enough faults to count, few enough to stay quick under TCG).
 fn touched_bytes(strategy: Strategy, page_size: u64, vram_size: u64) -> u64 {
     let wanted = match strategy {
@@ -114,11 +124,7 @@ pub fn run_one(
 ) -> Result<FaultResult, ProbeError> {
     let info = device.info()?;
     let touched = touched_bytes(strategy, info.page_size, info.vram_size);
-    let align = if info.page_size >= GIB {
-        GIB
-    } else {
-        info.page_size.max(2 * MIB)
-    };
+    let align = mapping_alignment(info.page_size);
     device.set_strategy(strategy)?;
     let mapping = DeviceMapping::new(device, 0, touched as usize, align as usize, 0)?;
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::faults::bytes_per_fault;
+use crate::faults::{bytes_per_fault, mapping_alignment};
 use crate::uapi::{Device, FaultLatency, HostCheck, Strategy};
 use crate::vmap::{minor_faults, DeviceMapping};
 use crate::ProbeError;
@@ -31,11 +31,7 @@ pub struct TouchAll {
 pub fn run() -> Result<TouchAll, ProbeError> {
     let device = Device::open()?;
     let info = device.info()?;
-    let align: u64 = if info.page_size >= 1 << 30 {
-        1 << 30
-    } else {
-        info.page_size.max(2 << 20)
-    };
+    let align = mapping_alignment(info.page_size);
     device.set_strategy(Strategy::Range)?;
     let mapping = DeviceMapping::new(&device, 0, info.vram_size as usize, align as usize, 0)?;
     device.reset_stats()?;
