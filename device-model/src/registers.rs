@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+/// Largest self-test window, in bytes (see `run_selftest`).
+pub const MAX_SELFTEST_LEN: u32 = 64 << 20;
+
 use crate::abi::{self, reg, selftest};
 use crate::config::DeviceConfig;
 use crate::host_check::{DeviceView, HostChecker};
@@ -249,7 +252,9 @@ impl Registers {
         let in_bounds = offset
             .checked_add(u64::from(len))
             .is_some_and(|end| end <= vram.size());
-        self.selftest_result = if len == 0 || !in_bounds {
+        // The test runs synchronously inside one register write: a multi-GiB one would stall the
+        // vCPU (and QEMU's 5 s vfio-user reply timeout), so the window is capped.
+        self.selftest_result = if len == 0 || len > MAX_SELFTEST_LEN || !in_bounds {
             selftest::RESULT_BAD_ARGS
         } else {
             match cmd {

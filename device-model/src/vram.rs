@@ -7,7 +7,7 @@ use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::{self, NonNull};
 
-use rustix::fs::{ftruncate, memfd_create, MemfdFlags};
+use rustix::fs::{fcntl_add_seals, ftruncate, memfd_create, MemfdFlags, SealFlags};
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
 use crate::DeviceError;
@@ -36,9 +36,16 @@ impl Vram {
             return Err(DeviceError::VramSize(size));
         }
         let len = usize::try_from(size).map_err(|_| DeviceError::VramSize(size))?;
-        let fd = memfd_create("rangefault-vram", MemfdFlags::CLOEXEC)
-            .map_err(|e| DeviceError::Memfd(e.into()))?;
+        let fd = memfd_create(
+            "rangefault-vram",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| DeviceError::Memfd(e.into()))?;
         ftruncate(&fd, size).map_err(|e| DeviceError::Truncate(e.into()))?;
+        // The fd is handed to QEMU (and, in principle, any client): sealed, nobody can shrink the
+        // file under our mapping (a later access would SIGBUS the whole VMM) or grow it.
+        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+            .map_err(|e| DeviceError::Memfd(e.into()))?;
         // SAFETY: a fresh mapping (null hint, no MAP_FIXED) cannot alias any
         // existing Rust object; `fd` is a valid memfd of exactly `len` bytes.
         let raw = unsafe {
@@ -69,7 +76,8 @@ impl Vram {
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), DeviceError> {
         let start = self.check(offset, buf.len())?;
         // SAFETY: `check` proved `start..start + buf.len()` lies inside the
-        // live mapping, and `buf` is a distinct Rust allocation, so the
+        // live mapping (and the sealed memfd cannot shrink under it), and
+        // `buf` is a distinct Rust allocation, so the
         // ranges do not overlap. Bytes have no invalid values, so a
         // concurrent guest write can at worst tear the data, not break Rust.
         unsafe {
@@ -127,6 +135,16 @@ impl fmt::Debug for Vram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memfd_is_sealed_against_resizing() {
+        let vram = Vram::new(64 << 20).unwrap();
+        let seals = rustix::fs::fcntl_get_seals(vram.fd()).unwrap();
+        assert!(seals.contains(SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL));
+        // Whoever holds the fd (QEMU) cannot shrink it under the VMM's mapping.
+        assert!(rustix::fs::ftruncate(vram.fd(), 4096).is_err());
+        assert_eq!(rustix::fs::fstat(vram.fd()).unwrap().st_size, 64 << 20);
+    }
 
     const SIZE: u64 = 64 << 20;
 

@@ -22,6 +22,12 @@ const PROBLEM_MARKERS: &[&str] = &[
     "kernel BUG",
 ];
 
+/// Longest console line kept whole; longer output is cut into lines of this size.
+pub const MAX_LINE: usize = 64 << 10;
+/// Most results, errors and problem lines kept each (a guest printing "WARNING:" in a loop must
+/// not grow host memory); what is dropped beyond is counted.
+const MAX_ENTRIES: usize = 1000;
+
 /// What the guest said, as far as the host cares.
 #[derive(Debug, Default)]
 pub struct GuestConsole {
@@ -32,6 +38,8 @@ pub struct GuestConsole {
     pub bound_line: Option<String>,
     pub bound_after: Option<Duration>,
     pub problems: Vec<String>,
+    /// Results, errors and problem lines beyond `MAX_ENTRIES`, not kept.
+    pub dropped: u64,
     started: Option<Instant>,
 }
 
@@ -49,13 +57,15 @@ impl GuestConsole {
         let text = strip_timestamp(line);
         if let Some(json) = text.strip_prefix("RANGEFAULT-RESULT ") {
             match serde_json::from_str(json) {
-                Ok(value) => self.results.push(value),
-                Err(e) => self
-                    .errors
-                    .push(format!("unparseable result line ({e}): {json}")),
+                Ok(value) => keep(&mut self.results, value, &mut self.dropped),
+                Err(e) => keep(
+                    &mut self.errors,
+                    format!("unparseable result line ({e}): {json}"),
+                    &mut self.dropped,
+                ),
             }
         } else if let Some(message) = text.strip_prefix("RANGEFAULT-ERROR ") {
-            self.errors.push(message.to_owned());
+            keep(&mut self.errors, message.to_owned(), &mut self.dropped);
         } else if let Some(code) = text.strip_prefix("RANGEFAULT-EXIT ") {
             self.exit_code = Some(code.trim().parse().unwrap_or(255));
         } else if text.contains("rangefault") && text.contains(" bound:") {
@@ -63,7 +73,7 @@ impl GuestConsole {
             self.bound_after = self.started.map(|s| s.elapsed());
         }
         if PROBLEM_MARKERS.iter().any(|m| text.contains(m)) {
-            self.problems.push(text.to_owned());
+            keep(&mut self.problems, text.to_owned(), &mut self.dropped);
         }
     }
 
@@ -73,6 +83,15 @@ impl GuestConsole {
         line.split_whitespace()
             .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
             .map(|v| v.trim_end_matches(','))
+    }
+}
+
+/// Pushes `item` unless `list` is full, counting what is dropped.
+fn keep<T>(list: &mut Vec<T>, item: T, dropped: &mut u64) {
+    if list.len() < MAX_ENTRIES {
+        list.push(item);
+    } else {
+        *dropped += 1;
     }
 }
 
@@ -124,6 +143,16 @@ mod tests {
         assert_eq!(c.problems.len(), 2);
         assert_eq!(c.errors.len(), 1);
         assert!(c.results.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_problem_lines_is_capped_and_counted() {
+        let mut c = GuestConsole::new(Instant::now());
+        for _ in 0..MAX_ENTRIES + 5 {
+            c.feed("WARNING: again");
+        }
+        assert_eq!(c.problems.len(), MAX_ENTRIES);
+        assert_eq!(c.dropped, 5);
     }
 
     #[test]

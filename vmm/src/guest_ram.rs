@@ -47,7 +47,13 @@ pub enum DmaMapError {
     NotSealed,
     #[error("mmap failed: {0}")]
     Mmap(#[source] vm_memory::mmap::MmapRegionError),
+    /// Each region costs an mmap and an fd; a client must not exhaust either.
+    #[error("guest RAM already has {MAX_REGIONS} regions")]
+    TooManyRegions,
 }
+
+/// Most DMA regions kept as guest RAM (QEMU uses a handful).
+pub const MAX_REGIONS: usize = 1024;
 
 /// A shared, always-consistent view of the guest RAM known so far. Cheap to
 /// clone; readers take a [`GuestRam::snapshot`] and walk it without holding
@@ -132,6 +138,9 @@ impl DmaRam {
         file_offset: u64,
     ) -> Result<(), DmaMapError> {
         let (first, last) = range_of(address, size)?;
+        if self.regions.len() >= MAX_REGIONS {
+            return Err(DmaMapError::TooManyRegions);
+        }
         check_backing(&file, file_offset, size)?;
         let region = map_region(FileOffset::new(file, file_offset), address, size)?;
         self.carve(first, last);
@@ -236,6 +245,15 @@ impl DmaRam {
 /// Refuses backing files that are too short or could be shrunk under the
 /// mapping, either of which would turn a read into SIGBUS.
 fn check_backing(file: &File, offset: u64, size: u64) -> Result<(), DmaMapError> {
+    // Seals first, size second: once F_SEAL_SHRINK is set the size can only grow, so the size
+    // read afterwards stays true (the other order would let the client shrink in between).
+    // SAFETY: F_GET_SEALS takes no argument and only reads the fd's seal
+    // set; `file` owns the fd for the duration of the call. Files that
+    // cannot be sealed answer -1 (EINVAL), which counts as unsealed.
+    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
+        return Err(DmaMapError::NotSealed);
+    }
     let file_len = file.metadata().map_err(DmaMapError::Stat)?.len();
     if offset.checked_add(size).is_none_or(|end| end > file_len) {
         return Err(DmaMapError::BeyondFile {
@@ -243,13 +261,6 @@ fn check_backing(file: &File, offset: u64, size: u64) -> Result<(), DmaMapError>
             offset,
             size,
         });
-    }
-    // SAFETY: F_GET_SEALS takes no argument and only reads the fd's seal
-    // set; `file` owns the fd for the duration of the call. Files that
-    // cannot be sealed answer -1 (EINVAL), which counts as unsealed.
-    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
-    if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
-        return Err(DmaMapError::NotSealed);
     }
     Ok(())
 }

@@ -51,8 +51,8 @@ pub struct RunArgs {
     /// Guest vCPUs, 1 ..= 16.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
     cpus: u8,
-    /// Scenario the guest runs (see rangefault-probe).
-    #[arg(long, default_value = "skeleton")]
+    /// Scenario the guest runs (see rangefault-probe; letters, digits, '-' and '_').
+    #[arg(long, default_value = "skeleton", value_parser = scenario_name)]
     scenario: String,
     /// Put a host file into the guest initramfs (repeatable; GUEST defaults to /bin/NAME).
     #[arg(long = "add", value_name = "HOST[:GUEST]", value_parser = guest_files::parse_add)]
@@ -66,6 +66,21 @@ pub struct RunArgs {
     /// Give up (and fail) if the guest has not powered off after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
     timeout: u64,
+}
+
+/// A scenario name goes onto the kernel command line: a space would add kernel parameters.
+fn scenario_name(text: &str) -> Result<String, String> {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "'{text}' is not a scenario name (letters, digits, '-' and '_' only)"
+        ))
+    }
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
@@ -186,6 +201,12 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
 
     let console = &outcome.console;
     let mut host_errors: Vec<String> = outcome.engine_error.iter().cloned().collect();
+    if outcome.console.dropped > 0 {
+        host_errors.push(format!(
+            "{} guest result/error/problem lines beyond the first 1000 of each were not kept",
+            outcome.console.dropped
+        ));
+    }
     if outcome.console.exit_code.is_none() && !outcome.timed_out {
         let last_words = &outcome.engine_log[outcome.engine_log.len().saturating_sub(3)..];
         host_errors.push(format!(

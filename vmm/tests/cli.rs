@@ -68,6 +68,14 @@ fn cpus_and_memory_out_of_range() {
 }
 
 #[test]
+fn scenario_names_cannot_smuggle_kernel_parameters() {
+    assert_rejected(
+        &["run", "--scenario", "faults init=/bin/sh"],
+        &["--scenario", "not a scenario name"],
+    );
+}
+
+#[test]
 fn unknown_engine() {
     assert_rejected(&["run", "--engine", "xen"], &["--engine", "qemu"]);
 }

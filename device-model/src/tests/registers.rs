@@ -243,13 +243,14 @@ fn selftest_reports_first_corrupt_byte_across_chunks() {
 fn selftest_bad_args() {
     let mut d = device();
     let cases = [
-        (selftest::CMD_FILL, 0, 0),             // empty
-        (selftest::CMD_VERIFY, 0, 0),           // empty
-        (selftest::CMD_FILL, VRAM - 4, 5),      // one byte past the end
-        (selftest::CMD_FILL, VRAM, 1),          // at the end
-        (selftest::CMD_VERIFY, 1 << 32, 16),    // high dword beyond VRAM
-        (selftest::CMD_FILL, u64::MAX - 3, 16), // offset + len overflows
-        (0, 0, 16),                             // unknown commands
+        (selftest::CMD_FILL, 0, 0),              // empty
+        (selftest::CMD_VERIFY, 0, 0),            // empty
+        (selftest::CMD_FILL, VRAM - 4, 5),       // one byte past the end
+        (selftest::CMD_FILL, VRAM, 1),           // at the end
+        (selftest::CMD_VERIFY, 1 << 32, 16),     // high dword beyond VRAM
+        (selftest::CMD_FILL, u64::MAX - 3, 16),  // offset + len overflows
+        (selftest::CMD_FILL, 0, (64 << 20) + 1), // longer than a synchronous test may run
+        (0, 0, 16),                              // unknown commands
         (3, 0, 16),
         (0xffff_ffff, 0, 16),
     ];

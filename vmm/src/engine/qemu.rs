@@ -47,7 +47,13 @@ fn forward_lines(
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
         // Console output is not guaranteed UTF-8; take it lossily.
-        while reader.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
+        // At most MAX_LINE bytes per read: a guest that never sends a newline gets its output
+        // cut into lines instead of growing host memory without bound.
+        while (&mut reader)
+            .take(crate::guest_console::MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .is_ok_and(|n| n > 0)
+        {
             let line = String::from_utf8_lossy(&buf).into_owned();
             buf.clear();
             if sender.send(wrap(line)).is_err() {

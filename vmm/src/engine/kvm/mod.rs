@@ -69,7 +69,8 @@ impl Write for ConsoleLines {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         for &byte in buf {
             self.pending.push(byte);
-            if byte == b'\n' {
+            // A guest that never sends a newline must not grow host memory without bound.
+            if byte == b'\n' || self.pending.len() >= crate::guest_console::MAX_LINE {
                 self.send_pending()?;
             }
         }

@@ -151,6 +151,12 @@ pub fn screen_message(message: &mut Message, shape: &DeviceShape) -> Result<(), 
         Command::Version => version(message)?,
         Command::DmaMap => {
             exact(HEADER_SIZE as u32 + 32)?;
+            // Body: argsz, flags, offset, address, size.
+            page_aligned(
+                command,
+                &message.body,
+                &[("offset", 8), ("address", 16), ("size", 24)],
+            )?;
             if message.fds.len() > 1 {
                 return Err(reject(
                     libc::EINVAL,
@@ -158,7 +164,11 @@ pub fn screen_message(message: &mut Message, shape: &DeviceShape) -> Result<(), 
                 ));
             }
         }
-        Command::DmaUnmap => exact(HEADER_SIZE as u32 + 24)?,
+        Command::DmaUnmap => {
+            exact(HEADER_SIZE as u32 + 24)?;
+            // Body: argsz, flags, address, size.
+            page_aligned(command, &message.body, &[("address", 8), ("size", 16)])?;
+        }
         Command::DeviceGetInfo | Command::GetIrqInfo => exact(HEADER_SIZE as u32 + 16)?,
         Command::DeviceGetRegionInfo => exact(HEADER_SIZE as u32 + 32)?,
         Command::SetIrqs => {
@@ -184,6 +194,21 @@ pub fn screen_message(message: &mut Message, shape: &DeviceShape) -> Result<(), 
 }
 
 /// Callers have checked that `body` holds 4 bytes at `at`.
+/// DMA maps are made of whole pages (guest RAM regions, BARs); an unaligned one would leave the
+/// guest-RAM view unable to remap a split remainder, silently losing RAM.
+fn page_aligned(command: Command, body: &[u8], fields: &[(&str, usize)]) -> Result<(), Rejection> {
+    for &(name, at) in fields {
+        let value = u64::from_ne_bytes(body[at..at + 8].try_into().unwrap_or([0xff; 8]));
+        if value % 4096 != 0 {
+            return Err(reject(
+                libc::EINVAL,
+                format!("{command:?} with {name} {value:#x} not 4 KiB aligned"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn u32_at(body: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]])
 }

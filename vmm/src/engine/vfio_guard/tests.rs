@@ -377,6 +377,29 @@ fn wrongly_sized_commands_are_einval() {
 }
 
 #[test]
+fn unaligned_dma_maps_and_unmaps_are_einval() {
+    let mut h = start();
+    h.version();
+    // DMA_MAP body: argsz, flags, offset, address, size.
+    let map = |offset: u64, address: u64, size: u64| {
+        let mut body = vec![32, 0, 0, 0, 3, 0, 0, 0];
+        for value in [offset, address, size] {
+            body.extend_from_slice(&value.to_ne_bytes());
+        }
+        body
+    };
+    h.refused(DMA_MAP, &map(0, 0x1800, 0x1000), libc::EINVAL);
+    h.refused(DMA_MAP, &map(0x10, 0x1000, 0x1000), libc::EINVAL);
+    h.refused(DMA_MAP, &map(0, 0x1000, 0x1001), libc::EINVAL);
+    // DMA_UNMAP body: argsz, flags, address, size.
+    let mut unmap = vec![24, 0, 0, 0, 0, 0, 0, 0];
+    unmap.extend_from_slice(&0x1800u64.to_ne_bytes());
+    unmap.extend_from_slice(&0x1000u64.to_ne_bytes());
+    h.refused(DMA_UNMAP, &unmap, libc::EINVAL);
+    h.device_info();
+}
+
+#[test]
 fn dma_map_with_two_fds_is_einval() {
     let mut h = start();
     h.version();
