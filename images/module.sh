@@ -16,12 +16,13 @@ partial="$dest.partial"
 rm -rf "$RANGEFAULT_CACHE"/module-*.partial; mkdir -p "$partial"
 cp -r "$src"/. "$partial"/
 log "module: building rangefault.ko"
-if ! in_sysroot "$sysroot" make -C "/cache/${kernel##*/}/src" M="/cache/${partial##*/}" LLVM=1 modules \
+# CLIPPY=1: the kernel's clippy configuration runs on the module; any warning fails below.
+if ! in_sysroot "$sysroot" make -C "/cache/${kernel##*/}/src" M="/cache/${partial##*/}" LLVM=1 CLIPPY=1 modules \
         >"$partial/build.log" 2>&1; then
     cat "$partial/build.log" >&2
     die "module build failed"
 fi
-# Kernel warnings in our module are errors: the kernel tree builds with -Werror.
+# Warnings (rustc, clippy) in our module are errors: the kernel tree builds with -Werror.
 if grep -E '^(warning|error)' "$partial/build.log" >&2; then
     die "module build printed warnings"
 fi

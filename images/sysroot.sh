@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 
 SUITE=sid
 MIRROR="${RANGEFAULT_MIRROR:-http://deb.debian.org/debian}"
-PACKAGES=(rustc rust-src rustfmt bindgen clang lld llvm libclang-dev
+PACKAGES=(rustc rust-src rustfmt rust-clippy bindgen clang lld llvm libclang-dev
     build-essential flex bison bc libelf-dev libssl-dev cpio xz-utils kmod
     busybox-static qemu-system-x86 linux-source-7.2)
 

@@ -7,7 +7,6 @@
 //! after unbind it only remembers that the device is gone.
 
 use kernel::{
-    bindings,
     devres::Devres,
     fs::File,
     pci,
@@ -21,6 +20,7 @@ use kernel::{
 
 use crate::latency::FaultLatency;
 use crate::uapi;
+use crate::vm::AddressSpace;
 use crate::window::Strategy;
 
 /// Whether faults may map VRAM.
@@ -71,15 +71,10 @@ pub(crate) struct Counters {
 /// All opens of `/dev/rangefaultN` share the device node's inode and so its `address_space`;
 /// `unmap_mapping_range` on it reaches every VMA of every process.
 struct OpenFiles {
-    mapping: MappingPtr,
+    /// Valid while `count > 0`: an open file pins the inode that owns it.
+    mapping: Option<AddressSpace>,
     count: usize,
 }
-
-struct MappingPtr(*mut bindings::address_space);
-
-// SAFETY: the pointer is only dereferenced (by `unmap_mapping_range`) under the `OpenFiles` mutex
-// while `count > 0`, i.e. while an open file pins the inode that owns the address space.
-unsafe impl Send for MappingPtr {}
 
 impl Counters {
     const fn new() -> Self {
@@ -125,7 +120,7 @@ impl DeviceShared {
                 counters: Counters::new(),
                 latency: FaultLatency::new(),
                 open_files <- new_mutex!(OpenFiles {
-                    mapping: MappingPtr(core::ptr::null_mut()),
+                    mapping: None,
                     count: 0,
                 }),
             }),
@@ -182,11 +177,10 @@ impl DeviceShared {
             self.state.xchg(State::Gone as u32, Full);
         }
         let open = self.open_files.lock();
-        if open.count > 0 {
-            // SAFETY: an open file pins the inode that owns `mapping` (see `MappingPtr`), and we
-            // hold the lock that `file_released` takes before letting go of it. holebegin 0 with
-            // holelen 0 means "to the end"; even_cows is moot for MAP_SHARED-only mappings.
-            unsafe { bindings::unmap_mapping_range(open.mapping.0, 0, 0, 1) };
+        if let (Some(mapping), true) = (&open.mapping, open.count > 0) {
+            // SAFETY: an open file pins the inode that owns `mapping` (`count > 0`), and we hold
+            // the lock that `file_released` takes before letting go of it.
+            unsafe { mapping.zap_all() };
         }
         drop(open);
         // Faults that passed their first check before the state changed may still be inserting;
@@ -220,15 +214,14 @@ impl DeviceShared {
 
     /// Records an open file; its address space is the one revocation zaps.
     pub(crate) fn file_opened(&self, file: &File) -> Result {
-        // SAFETY: `file` is a valid open file for the duration of this call.
-        let mapping = unsafe { (*file.as_ptr()).f_mapping };
+        let mapping = AddressSpace::of(file);
         let mut open = self.open_files.lock();
-        if open.count > 0 && open.mapping.0 != mapping {
+        if open.count > 0 && open.mapping.as_ref() != Some(&mapping) {
             // Another device node (a copy made with mknod) would have its own address space,
             // and revocation could not reach its mappings.
             return Err(EBUSY);
         }
-        open.mapping = MappingPtr(mapping);
+        open.mapping = Some(mapping);
         open.count += 1;
         Ok(())
     }
@@ -237,7 +230,7 @@ impl DeviceShared {
         let mut open = self.open_files.lock();
         open.count = open.count.saturating_sub(1);
         if open.count == 0 {
-            open.mapping = MappingPtr(core::ptr::null_mut());
+            open.mapping = None;
         }
     }
 

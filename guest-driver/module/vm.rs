@@ -52,6 +52,33 @@ static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
     ..pin_init::zeroed()
 });
 
+/// The `address_space` of an open device file: every VMA mapping the file lives in it, so
+/// zapping it reaches every user mapping of the device.
+#[derive(PartialEq, Eq)]
+pub(crate) struct AddressSpace(*mut bindings::address_space);
+
+// SAFETY: a plain pointer to a kernel object that is only used through `zap_all`, whose caller
+// guarantees it is alive; the kernel's own locking serialises the zap.
+unsafe impl Send for AddressSpace {}
+
+impl AddressSpace {
+    pub(crate) fn of(file: &kernel::fs::File) -> Self {
+        // SAFETY: `file` is a valid open file for the duration of this call.
+        Self(unsafe { (*file.as_ptr()).f_mapping })
+    }
+
+    /// Removes every user mapping in this address space.
+    ///
+    /// # Safety
+    ///
+    /// The inode owning the address space must still be alive (e.g. an open file pins it).
+    pub(crate) unsafe fn zap_all(&self) {
+        // SAFETY: per the caller the address space is alive. holebegin 0 with holelen 0 means "to
+        // the end"; even_cows is moot for MAP_SHARED-only mappings.
+        unsafe { bindings::unmap_mapping_range(self.0, 0, 0, 1) };
+    }
+}
+
 /// Whether `vma` is one of this driver's mappings.
 pub(crate) fn is_ours(vma: &VmaRef) -> bool {
     // SAFETY: reading `vm_ops` of a VMA we have (at least read) access to.
@@ -162,7 +189,7 @@ impl<'a> FaultRef<'a> {
     pub(crate) fn insert_pte(&self, va: u64, pfn: u64) -> VmFault {
         // SAFETY: the VMA is a VM_PFNMAP, shared mapping (mmap enforced both), read-locked for
         // `'a`; `vmf_insert_pfn` checks `va` against the VMA itself.
-        unsafe { bindings::vmf_insert_pfn(self.vma.as_ptr(), va as _, pfn as _) }
+        unsafe { bindings::vmf_insert_pfn(self.vma.as_ptr(), va as usize, pfn as usize) }
     }
 
     /// Inserts the PMD leaf that holds the faulting address. Only valid from `huge_fault` with
@@ -171,13 +198,13 @@ impl<'a> FaultRef<'a> {
     /// fault upgrades the entry instead of returning without change and faulting forever.
     pub(crate) fn insert_pmd(&self, pfn: u64) -> VmFault {
         // SAFETY: `vmf` is valid for `'a`; we are in `huge_fault(PMD_ORDER)`.
-        unsafe { bindings::vmf_insert_pfn_pmd(self.vmf, pfn as _, self.is_write()) }
+        unsafe { bindings::vmf_insert_pfn_pmd(self.vmf, pfn as usize, self.is_write()) }
     }
 
     /// Inserts the PUD leaf that holds the faulting address (from `huge_fault(PUD_ORDER)` only).
     pub(crate) fn insert_pud(&self, pfn: u64) -> VmFault {
         // SAFETY: `vmf` is valid for `'a`; we are in `huge_fault(PUD_ORDER)`.
-        unsafe { bindings::vmf_insert_pfn_pud(self.vmf, pfn as _, self.is_write()) }
+        unsafe { bindings::vmf_insert_pfn_pud(self.vmf, pfn as usize, self.is_write()) }
     }
 
     /// Removes whatever this VMA maps in `range` (used when the device went away mid-fault).
