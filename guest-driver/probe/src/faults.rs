@@ -56,6 +56,53 @@ fn touched_bytes(strategy: Strategy, page_size: u64, vram_size: u64) -> u64 {
     wanted.min(vram_size)
 }
 
+/// What touching a fresh mapping cost, seen by the driver (STATS, LATENCY), the process
+/// (`ru_minflt`) and the host (CHECK over the mapping).
+#[derive(Serialize)]
+pub struct TouchCost {
+    pub faults: u64,
+    pub minflt: u64,
+    pub faults_pte: u64,
+    pub faults_pmd: u64,
+    pub faults_pud: u64,
+    pub fallbacks: u64,
+    pub ns_per_fault: u64,
+    /// The host's walk of this process's page tables over the mapping.
+    pub host_check: HostCheck,
+    /// The driver's own timing of each fault handler, by level inserted.
+    pub fault_latency: FaultLatency,
+}
+
+/// Reads the first word of every 4 KiB page of `mapping` (faulting it in), handing each
+/// (offset, value) to `visit`, and measures what that cost.
+pub fn touch(
+    device: &Device,
+    mapping: &DeviceMapping,
+    mut visit: impl FnMut(u64, u64),
+) -> Result<TouchCost, ProbeError> {
+    device.reset_stats()?;
+    let minflt_before = minor_faults();
+    let started = Instant::now();
+    for page in (0..mapping.len as u64).step_by(PAGE as usize) {
+        visit(page, mapping.read64(page as usize));
+    }
+    let elapsed = started.elapsed();
+    let minflt = minor_faults() - minflt_before;
+    let stats: Stats = device.stats()?;
+    let faults = stats.faults();
+    Ok(TouchCost {
+        faults,
+        minflt,
+        faults_pte: stats.faults_pte,
+        faults_pmd: stats.faults_pmd,
+        faults_pud: stats.faults_pud,
+        fallbacks: stats.fallbacks,
+        ns_per_fault: (elapsed.as_nanos() as u64).checked_div(faults).unwrap_or(0),
+        fault_latency: device.latency()?,
+        host_check: device.check(mapping.va(), mapping.len, 0, None)?,
+    })
+}
+
 #[derive(Serialize)]
 pub struct FaultResult {
     pub scenario: &'static str,
@@ -64,20 +111,11 @@ pub struct FaultResult {
     pub strategy: &'static str,
     pub va: String,
     pub touched_bytes: u64,
-    pub faults: u64,
     pub expected_faults: u64,
-    pub minflt: u64,
-    pub faults_pte: u64,
-    pub faults_pmd: u64,
-    pub faults_pud: u64,
-    pub fallbacks: u64,
-    pub ns_per_fault: u64,
+    #[serde(flatten)]
+    pub cost: TouchCost,
     pub host_to_guest: bool,
     pub guest_to_host: bool,
-    /// The host's walk of this process's page tables over the touched range.
-    pub host_check: HostCheck,
-    /// The driver's own timing of each fault handler, by level inserted.
-    pub fault_latency: FaultLatency,
     /// Checks with a deliberately wrong expectation: each must report a mismatch.
     pub wrong_expectations: Vec<WrongExpectation>,
     pub detail: String,
@@ -130,22 +168,13 @@ pub fn run_one(
 
     // Host -> guest: the device writes a pattern into VRAM before the guest ever maps it.
     let fill = regs.selftest(selftest::CMD_FILL, 0, DATA_WINDOW as u32, 0xfee1);
-    device.reset_stats()?;
-    let minflt_before = minor_faults();
-    let started = Instant::now();
     let mut read_ok = true;
-    for page in (0..touched).step_by(PAGE as usize) {
-        let value = mapping.read64(page as usize);
+    let cost = touch(device, &mapping, |page, value| {
         if page < DATA_WINDOW && value != pattern::word(0xfee1, page) {
             read_ok = false;
         }
-    }
-    let elapsed = started.elapsed();
-    let minflt = minor_faults() - minflt_before;
-    let stats: Stats = device.stats()?;
-    let fault_latency = device.latency()?;
-    let host_check = device.check(mapping.va(), mapping.len, 0, None)?;
-    let huge = stats.faults_pmd + stats.faults_pud > 0;
+    })?;
+    let huge = cost.faults_pmd + cost.faults_pud > 0;
     let wrong = wrong_expectations(device, &mapping, strategy, huge)?;
 
     // Guest -> host: the guest writes a window, the device checks its own copy.
@@ -153,9 +182,10 @@ pub fn run_one(
         mapping.write64(at as usize, pattern::word(0xbeef, at));
     }
     let verify = regs.selftest(selftest::CMD_VERIFY, 0, DATA_WINDOW as u32, 0xbeef);
-    let extra_faults = device.stats()?.faults() - stats.faults();
+    let faults = cost.faults;
+    let minflt = cost.minflt;
+    let extra_faults = device.stats()?.faults() - faults;
 
-    let faults = stats.faults();
     let expected = touched.div_ceil(bytes_per_fault(strategy, info.page_size, align));
     let host_to_guest = fill == selftest::RESULT_PASS && read_ok;
     let guest_to_host = verify == selftest::RESULT_PASS && extra_faults == 0;
@@ -166,24 +196,16 @@ pub fn run_one(
             && minflt_ok
             && host_to_guest
             && guest_to_host
-            && host_check.pass
+            && cost.host_check.pass
             && wrong.iter().all(|w| w.caught),
         page_size: info.page_size,
         strategy: strategy.name(),
         va: format!("{:#x}", mapping.va()),
         touched_bytes: touched,
-        faults,
         expected_faults: expected,
-        minflt,
-        faults_pte: stats.faults_pte,
-        faults_pmd: stats.faults_pmd,
-        faults_pud: stats.faults_pud,
-        fallbacks: stats.fallbacks,
-        ns_per_fault: (elapsed.as_nanos() as u64).checked_div(faults).unwrap_or(0),
+        cost,
         host_to_guest,
         guest_to_host,
-        host_check,
-        fault_latency,
         wrong_expectations: wrong,
         detail: format!(
             "fill result {fill}, verify result {verify}, faults after touching {extra_faults}, minflt {minflt} (driver {faults})"

@@ -37,4 +37,9 @@ impl Registers {
         self.write(reg::SELFTEST_CMD, command);
         self.read(reg::SELFTEST_RESULT)
     }
+
+    /// Offset (relative to the window) of the first byte the last VERIFY found wrong.
+    pub fn selftest_mismatch_at(&self) -> u32 {
+        self.read(reg::SELFTEST_MISMATCH_AT)
+    }
 }

@@ -13,6 +13,7 @@ use device_model::abi::{self, reg, selftest};
 use device_model::pattern;
 
 use crate::mapping::Mapping;
+use crate::regs::Registers;
 use crate::sysfs::PciFunction;
 use crate::{Check, ProbeError};
 
@@ -41,15 +42,10 @@ pub struct SkeletonResult {
 
 pub fn run() -> Result<SkeletonResult, ProbeError> {
     let function = PciFunction::find()?;
-    let (_, regs_size) = function.bar(abi::REGS_BAR)?;
     let (bar2_address, bar2_size) = function.bar(abi::VRAM_BAR)?;
-    let regs = Mapping::open(
-        &function.resource_path(abi::REGS_BAR),
-        0,
-        regs_size as usize,
-    )?;
+    let regs = Registers::open(&function)?;
 
-    let read = |r: u64| regs.read32(r as usize);
+    let read = |r: u64| regs.read(r);
     let vram_size = u64::from(read(reg::VRAM_SIZE_LO)) | (u64::from(read(reg::VRAM_SIZE_HI)) << 32);
     let page_shift = read(reg::PAGE_SHIFT);
     let device = DeviceView {
@@ -111,23 +107,12 @@ pub fn run() -> Result<SkeletonResult, ProbeError> {
     })
 }
 
-fn selftest(regs: &Mapping, command: u32, offset: u64, seed: u32) -> (u32, u32) {
-    regs.write32(reg::SELFTEST_OFFSET_LO as usize, offset as u32);
-    regs.write32(reg::SELFTEST_OFFSET_HI as usize, (offset >> 32) as u32);
-    regs.write32(reg::SELFTEST_LEN as usize, WINDOW as u32);
-    regs.write32(reg::SELFTEST_SEED as usize, seed);
-    regs.write32(reg::SELFTEST_CMD as usize, command);
-    (
-        regs.read32(reg::SELFTEST_RESULT as usize),
-        regs.read32(reg::SELFTEST_MISMATCH_AT as usize),
-    )
-}
-
-fn guest_to_host(regs: &Mapping, vram: &Mapping, offset: u64, seed: u32) -> Check {
+fn guest_to_host(regs: &Registers, vram: &Mapping, offset: u64, seed: u32) -> Check {
     for at in (offset..offset + WINDOW).step_by(8) {
         vram.write64((at - offset) as usize, pattern::word(seed, at));
     }
-    let (result, mismatch) = selftest(regs, selftest::CMD_VERIFY, offset, seed);
+    let result = regs.selftest(selftest::CMD_VERIFY, offset, WINDOW as u32, seed);
+    let mismatch = regs.selftest_mismatch_at();
     Check {
         name: "guest_to_host",
         pass: result == selftest::RESULT_PASS,
@@ -137,8 +122,8 @@ fn guest_to_host(regs: &Mapping, vram: &Mapping, offset: u64, seed: u32) -> Chec
     }
 }
 
-fn host_to_guest(regs: &Mapping, vram: &Mapping, offset: u64, seed: u32) -> Check {
-    let (result, _) = selftest(regs, selftest::CMD_FILL, offset, seed);
+fn host_to_guest(regs: &Registers, vram: &Mapping, offset: u64, seed: u32) -> Check {
+    let result = regs.selftest(selftest::CMD_FILL, offset, WINDOW as u32, seed);
     let mismatch = (offset..offset + WINDOW)
         .step_by(8)
         .find(|&at| vram.read64((at - offset) as usize) != pattern::word(seed, at));
@@ -160,10 +145,7 @@ fn host_to_guest(regs: &Mapping, vram: &Mapping, offset: u64, seed: u32) -> Chec
 fn unbind_and_rebind(function: &PciFunction) -> Check {
     let driver_dir = std::path::Path::new("/sys/bus/pci/drivers/rangefault");
     let step = |file: &str| std::fs::write(driver_dir.join(file), &function.bdf);
-    let status = || -> Result<u32, ProbeError> {
-        let regs = Mapping::open(&function.resource_path(abi::REGS_BAR), 0, 4096)?;
-        Ok(regs.read32(reg::STATUS as usize))
-    };
+    let status = || Registers::open(function).map(|regs| regs.read(reg::STATUS));
     let outcome = (|| -> Result<String, String> {
         step("unbind").map_err(|e| format!("unbind: {e}"))?;
         if function.driver().is_some() {
