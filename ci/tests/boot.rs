@@ -2,29 +2,20 @@
 //! rangefault device served over vfio-user, and check the report.
 //!
 //! The guest image is built (and cached) on first use; a cold build takes
-//! ~20 minutes. Only a host that cannot build it at all (not root) skips,
+//! ~13 minutes. Only a host that cannot build it at all (not root) skips,
 //! with a message; under CI nothing skips.
 
 mod common;
 
-use common::{boot, can_boot};
+use common::boot_scenario;
 
+/// The skeleton scenario on a device of `vram` / `page`. `boot_scenario` already asserts a
+/// passing run, a clean guest log and zero trapped VRAM accesses.
 fn check_skeleton(name: &str, vram: &str, page: &str, vram_bytes: u64, page_bytes: u64) {
-    if !can_boot() {
+    let Some(report) = boot_scenario(name, vram, page, "skeleton") else {
         return;
-    }
-    let (code, report) = boot(
-        name,
-        &["--engine", "qemu", "--vram", vram, "--page-size", page],
-    );
+    };
     let show = serde_json::to_string_pretty(&report).unwrap_or_default();
-    assert_eq!(code, 0, "vmm failed; report:\n{show}");
-    assert_eq!(report["pass"], true, "{show}");
-    assert_eq!(
-        report["guest_log_problems"],
-        serde_json::json!([]),
-        "{show}"
-    );
     // The driver saw the configured sizes...
     assert_eq!(report["guest_driver"]["vram_size"], vram_bytes, "{show}");
     assert_eq!(report["guest_driver"]["page_size"], page_bytes, "{show}");
@@ -50,8 +41,6 @@ fn check_skeleton(name: &str, vram: &str, page: &str, vram_bytes: u64, page_byte
             .unwrap_or_else(|| panic!("check {check} missing: {show}"));
         assert_eq!(found["pass"], true, "check {check} failed: {show}");
     }
-    // VRAM really was mapped: not a single access trapped to the server.
-    assert_eq!(report["host"]["vram_trapped_accesses"], 0, "{show}");
     assert!(
         report["host"]["register_accesses"].as_u64() > Some(0),
         "{show}"
