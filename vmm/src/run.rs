@@ -134,16 +134,16 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         .or(image.initramfs.clone())
         .context("no initramfs")?;
 
-    // User files go into a copy of the initramfs that lives as long as this run.
-    let added = tempfile::Builder::new()
-        .prefix("rangefault-add-")
-        .tempdir()?;
-    let initramfs = if args.add.is_empty() {
-        initramfs
+    // User files go into a copy of the initramfs that lives as long as this run (`_added`).
+    let (initramfs, _added) = if args.add.is_empty() {
+        (initramfs, None)
     } else {
+        let added = tempfile::Builder::new()
+            .prefix("rangefault-add-")
+            .tempdir()?;
         let extended = added.path().join("initramfs.cpio");
         guest_files::extend_initramfs(&initramfs, &args.add, &extended)?;
-        extended
+        (extended, Some(added))
     };
 
     let bdf = format!("0000:00:{:02x}.0", qemu::PCI_SLOT);
