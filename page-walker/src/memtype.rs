@@ -78,6 +78,19 @@ pub fn pat_memtype(pat_msr: u64, index: u8) -> Option<MemType> {
     MemType::from_pat_encoding(pat_slot(pat_msr, index))
 }
 
+/// What each PAT index means under [`LINUX_PAT_MSR`] (arch/x86/mm/pat/memtype.c), for tests.
+#[cfg(test)]
+pub(crate) const LINUX_PAT_SLOTS: [MemType; 8] = [
+    MemType::WriteBack,
+    MemType::WriteCombining,
+    MemType::UncachedMinus,
+    MemType::Uncacheable,
+    MemType::WriteBack,
+    MemType::WriteProtected,
+    MemType::UncachedMinus,
+    MemType::WriteThrough,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,16 +98,7 @@ mod tests {
 
     #[test]
     fn linux_pat_slots() {
-        let expected = [
-            WriteBack,
-            WriteCombining,
-            UncachedMinus,
-            Uncacheable,
-            WriteBack,
-            WriteProtected,
-            UncachedMinus,
-            WriteThrough,
-        ];
+        let expected = LINUX_PAT_SLOTS;
         for (index, want) in (0u8..).zip(expected) {
             assert_eq!(
                 pat_memtype(LINUX_PAT_MSR, index),

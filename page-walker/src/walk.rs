@@ -359,17 +359,7 @@ mod tests {
 
     #[test]
     fn every_pat_index_under_linux_pat() {
-        use MemType::*;
-        let expected = [
-            WriteBack,
-            WriteCombining,
-            UncachedMinus,
-            Uncacheable,
-            WriteBack,
-            WriteProtected,
-            UncachedMinus,
-            WriteThrough,
-        ];
+        let expected = crate::memtype::LINUX_PAT_SLOTS;
         let mut g = TestGuest::new(FourLevel);
         for (index, want) in (0u64..).zip(expected) {
             let va = USER_VA + index * 0x1000;
