@@ -28,7 +28,9 @@ fi
 take_cache_lock
 [ -f "$dest/.complete" ] && { echo "$dest"; exit 0; }
 command -v debootstrap >/dev/null || {
+    # From the host's own suite; a fresh machine's package lists may be empty or stale.
     log "installing debootstrap on the host (host's own suite)"
+    apt-get update -qq
     apt-get install -y -qq debootstrap >/dev/null
 }
 
