@@ -20,7 +20,13 @@ inputs_hash() {
     local arg
     for arg in "$@"; do
         if [ -f "$arg" ]; then
-            printf 'file %s\n' "${arg#"$REPO_DIR"/}"
+            # Name repo files by their repo path, cache files (manifests, build outputs) by their
+            # base name: a cache file's directory carries another step's hash, and keying on it
+            # would rebuild this step whenever that step's *script* changed, not its output.
+            case "$arg" in
+                "$REPO_DIR"/*) printf 'file %s\n' "${arg#"$REPO_DIR"/}" ;;
+                *) printf 'file %s\n' "${arg##*/}" ;;
+            esac
             cat "$arg"
         elif [ -d "$arg" ]; then
             (cd "$arg" && find . -type f \
