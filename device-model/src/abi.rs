@@ -111,16 +111,32 @@ pub mod check {
     pub const MISMATCH_KIND: u64 = 0x154;
     /// Number of checks run so far (the host report's index of this one is `SEQ - 1`).
     pub const SEQ: u64 = 0x158;
+    /// Present 4 KiB pages mapped by a leaf that is correct in every way (GPA, memory type,
+    /// within the range) but smaller than the largest the strategy and alignment allow there:
+    /// what Linux leaves after `MADV_NOHUGEPAGE`, an `mremap` of a PTE-mapped piece or a
+    /// huge-entry fallback. Such pages pass (they are not a [`MISMATCH_WRONG_SIZE`]); they
+    /// are included in PRESENT and their leaves in LEAVES_*. 0 unless the walk completed.
+    pub const SMALLER_PAGES: u64 = 0x15c;
     /// One past the last check register.
-    pub const END: u64 = 0x15c;
+    pub const END: u64 = 0x160;
 
     pub const FLAG_LA57: u32 = 1 << 0;
     pub const FLAG_REQUIRE_PRESENT: u32 = 1 << 1;
-    /// Strategy the driver faulted with: 0 page, 1 prefault16, 2 range. With `range` the
-    /// device expects the largest leaf its preferred page size allows where VA and address
-    /// are aligned (1G leaves for 1 GiB pages, 2M for 2 MiB..512 MiB), 4K leaves otherwise.
+    /// Strategy the driver faulted with: [`STRATEGY_PAGE`], [`STRATEGY_PREFAULT16`],
+    /// [`STRATEGY_RANGE`] or [`STRATEGY_RANGE_MM`]. `page` and `prefault16` allow 4K leaves
+    /// only. `range` and `range-mm` allow leaves up to the largest the preferred page size
+    /// allows where VA and address are aligned and the block lies in the range (1G for 1 GiB
+    /// pages, 2M for 2 MiB..512 MiB), 4K otherwise. A correct leaf smaller than that is
+    /// allowed and counted in [`SMALLER_PAGES`]; a leaf larger than the strategy allows is a
+    /// [`MISMATCH_WRONG_SIZE`].
     pub const STRATEGY_SHIFT: u32 = 8;
     pub const STRATEGY_MASK: u32 = 0xff << STRATEGY_SHIFT;
+    /// Strategy values (FLAGS bits 8..15).
+    pub const STRATEGY_PAGE: u32 = 0;
+    pub const STRATEGY_PREFAULT16: u32 = 1;
+    pub const STRATEGY_RANGE: u32 = 2;
+    /// `range-mm`: maps through the kernel's newer range API; expected leaves as `range`.
+    pub const STRATEGY_RANGE_MM: u32 = 3;
     pub const RUN: u32 = 1;
 
     pub const STATUS_IDLE: u32 = 0;
@@ -139,6 +155,8 @@ pub mod check {
     pub const MISMATCH_NOT_PRESENT: u32 = 1;
     pub const MISMATCH_OUTSIDE_RANGE: u32 = 2;
     pub const MISMATCH_WRONG_GPA: u32 = 3;
+    /// A leaf larger than the strategy allows (or, for a strict expectation, not the
+    /// expected size). Smaller correct leaves are counted in [`SMALLER_PAGES`] instead.
     pub const MISMATCH_WRONG_SIZE: u32 = 4;
     pub const MISMATCH_WRONG_MEMTYPE: u32 = 5;
     /// ROOT is not the page table the CPU that rang the doorbell is using (its CR3, compared on

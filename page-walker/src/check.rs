@@ -26,6 +26,14 @@ pub enum SizePolicy {
     /// `max: Size2M` this is "2M leaves where VA and GPA are 2M-aligned and
     /// the window allows, 4K elsewhere".
     Largest { max: PageSize },
+    /// What the kernel really allows: any leaf up to `max` that also fits
+    /// (its block inside the range, VA and GPA equally aligned). A leaf
+    /// smaller than the one [`SizePolicy::Largest`] would expect is
+    /// correct, not a mismatch (Linux splits or declines huge entries:
+    /// `MADV_NOHUGEPAGE`, `mremap` of a PTE-mapped piece, a PMD fallback);
+    /// the pages it maps are counted in [`CheckReport::smaller_pages`]. A
+    /// leaf larger than `max` is still [`MismatchKind::WrongSize`].
+    UpTo { max: PageSize },
     /// Leaf sizes are not checked.
     Any,
 }
@@ -59,12 +67,13 @@ impl Expectation {
         self.gpa_start + (va - self.va_start)
     }
 
-    /// The leaf size the policy expects at `va`; `None` for any.
+    /// The largest leaf the policy allows at `va` (the one it expects,
+    /// unless it is [`SizePolicy::UpTo`]); `None` for any.
     fn size_at(&self, va: u64) -> Option<PageSize> {
         match self.sizes {
             SizePolicy::Exactly(size) => Some(size),
             SizePolicy::Any => None,
-            SizePolicy::Largest { max } => PageSize::DESCENDING
+            SizePolicy::Largest { max } | SizePolicy::UpTo { max } => PageSize::DESCENDING
                 .into_iter()
                 .filter(|&size| size <= max)
                 .find(|&size| {
@@ -150,6 +159,11 @@ pub struct CheckReport {
     /// 4K pages in the range that are mapped.
     pub present: u64,
     pub leaves: Leaves,
+    /// Present pages mapped by a leaf that passed every check but is
+    /// smaller than the largest leaf that could map them. Only
+    /// [`SizePolicy::UpTo`] accepts such leaves (the others call them
+    /// [`MismatchKind::WrongSize`]), so it is 0 under every other policy.
+    pub smaller_pages: u64,
     /// The memory type of every present page, if they all share one.
     pub memtype: Option<MemType>,
     /// The lowest-VA mismatch. Counting goes on past it, so the other fields
@@ -177,6 +191,15 @@ pub fn check_range<M: GuestMemory + ?Sized>(
     Ok(tally.into_report())
 }
 
+/// How a correct leaf's size compares with the largest the policy allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fit {
+    /// The largest (or sizes are not checked).
+    Largest,
+    /// Smaller, which [`SizePolicy::UpTo`] accepts.
+    Smaller,
+}
+
 /// Memory types seen so far.
 #[derive(Clone, Copy)]
 enum SeenMemTypes {
@@ -190,6 +213,7 @@ struct Tally<'a> {
     pages: u64,
     present: u64,
     leaves: Leaves,
+    smaller_pages: u64,
     memtypes: SeenMemTypes,
     first_mismatch: Option<Mismatch>,
 }
@@ -201,6 +225,7 @@ impl<'a> Tally<'a> {
             pages: 0,
             present: 0,
             leaves: Leaves::default(),
+            smaller_pages: 0,
             memtypes: SeenMemTypes::None,
             first_mismatch: None,
         }
@@ -225,17 +250,19 @@ impl<'a> Tally<'a> {
             SeenMemTypes::Uniform(seen) if seen == leaf.memtype => self.memtypes,
             _ => SeenMemTypes::Mixed,
         };
-        if let Some((kind, what)) = self.judge(&leaf) {
-            self.mismatch(span.first, kind, what);
+        match self.judge(&leaf) {
+            Ok(Fit::Largest) => {}
+            Ok(Fit::Smaller) => self.smaller_pages += pages,
+            Err((kind, what)) => self.mismatch(span.first, kind, what),
         }
     }
 
-    /// The first way `leaf` (seen at its first page in the range) differs
-    /// from the expectation.
-    fn judge(&self, leaf: &Leaf) -> Option<(MismatchKind, String)> {
+    /// Whether `leaf` (seen at its first page in the range) is correct, or
+    /// the first way it differs from the expectation.
+    fn judge(&self, leaf: &Leaf) -> Result<Fit, (MismatchKind, String)> {
         let exp = self.expectation;
         if leaf.va_base() < exp.va_start || leaf.va_last() > exp.va_last() {
-            return Some((
+            return Err((
                 MismatchKind::OutsideRange,
                 format!(
                     "{} leaf VA {:#x}..={:#x} extends outside the range {:#x}..={:#x}",
@@ -250,22 +277,33 @@ impl<'a> Tally<'a> {
         // A leaf maps linearly, so its first page decides for all of them.
         let want_gpa = exp.gpa_of(leaf.va);
         if leaf.gpa != want_gpa {
-            return Some((
+            return Err((
                 MismatchKind::WrongGpa,
                 format!("maps GPA {:#x}, expected {want_gpa:#x}", leaf.gpa),
             ));
         }
-        match exp.size_at(leaf.va) {
-            Some(want) if want != leaf.size => {
-                return Some((
+        let fit = match (exp.size_at(leaf.va), exp.sizes) {
+            (None, _) => Fit::Largest,
+            (Some(largest), _) if leaf.size == largest => Fit::Largest,
+            (Some(largest), SizePolicy::UpTo { .. }) if leaf.size < largest => Fit::Smaller,
+            (Some(largest), SizePolicy::UpTo { .. }) => {
+                return Err((
+                    MismatchKind::WrongSize,
+                    format!(
+                        "{} leaf where at most a {largest} leaf is allowed",
+                        leaf.size
+                    ),
+                ));
+            }
+            (Some(want), _) => {
+                return Err((
                     MismatchKind::WrongSize,
                     format!("{} leaf where a {want} leaf is expected", leaf.size),
                 ));
             }
-            _ => {}
-        }
+        };
         if leaf.memtype != exp.memtype {
-            return Some((
+            return Err((
                 MismatchKind::WrongMemType,
                 format!(
                     "memory type {} (PAT slot {}), expected {}",
@@ -273,7 +311,7 @@ impl<'a> Tally<'a> {
                 ),
             ));
         }
-        None
+        Ok(fit)
     }
 
     fn mismatch(&mut self, va: u64, kind: MismatchKind, what: String) {
@@ -288,6 +326,7 @@ impl<'a> Tally<'a> {
             pages: self.pages,
             present: self.present,
             leaves: self.leaves,
+            smaller_pages: self.smaller_pages,
             memtype: match self.memtypes {
                 SeenMemTypes::Uniform(memtype) => Some(memtype),
                 SeenMemTypes::None | SeenMemTypes::Mixed => None,
@@ -344,6 +383,7 @@ mod tests {
                     m2: 0,
                     g1: 0
                 },
+                smaller_pages: 0,
                 memtype: Some(MemType::WriteCombining),
                 first_mismatch: None,
             }
@@ -457,6 +497,130 @@ mod tests {
             SizePolicy::Largest { max: Size2M },
         );
         assert!(check(&g, &misaligned).pass);
+    }
+
+    #[test]
+    fn up_to_accepts_correct_4k_ptes_where_2m_fits_and_counts_them() {
+        // What MADV_NOHUGEPAGE leaves: 4K PTEs over a range 2M leaves could map.
+        let mut g = TestGuest::new(FourLevel);
+        g.map_4k_range(VA, BAR_GPA, 4 * MIB, PWT);
+        let exp = Expectation {
+            require_present: true,
+            ..wc(VA, 4 * MIB, BAR_GPA, SizePolicy::UpTo { max: Size2M })
+        };
+        let report = check(&g, &exp);
+        assert!(report.pass, "{:?}", report.first_mismatch);
+        assert_eq!((report.pages, report.present), (1024, 1024));
+        assert_eq!(report.smaller_pages, report.pages);
+        assert_eq!(report.leaves.k4, 1024);
+        // The strict policy still calls them the wrong size, and counts no
+        // page as "smaller but correct".
+        let strict = check(
+            &g,
+            &Expectation {
+                sizes: SizePolicy::Largest { max: Size2M },
+                ..exp
+            },
+        );
+        assert_eq!(strict.first_mismatch.unwrap().kind, WrongSize);
+        assert_eq!(strict.smaller_pages, 0);
+        // Where only 4K fits (VA and GPA differently aligned), 4K is the
+        // largest: nothing is smaller.
+        g.map_4k_range(VA, BAR_GPA + 0x1000, 4 * MIB, PWT);
+        let misaligned = check(
+            &g,
+            &Expectation {
+                gpa_start: BAR_GPA + 0x1000,
+                ..exp
+            },
+        );
+        assert!(misaligned.pass);
+        assert_eq!(misaligned.smaller_pages, 0);
+    }
+
+    #[test]
+    fn up_to_rejects_leaves_larger_than_max() {
+        let mut g = TestGuest::new(FourLevel);
+        g.map(VA, BAR_GPA, Size2M, PWT);
+        let exp = wc(VA, 2 * MIB, BAR_GPA, SizePolicy::UpTo { max: Size4K });
+        let report = check(&g, &exp);
+        let mismatch = report.first_mismatch.unwrap();
+        assert_eq!((mismatch.va, mismatch.kind), (VA, WrongSize));
+        assert!(mismatch.what.contains("at most a 4K"), "{}", mismatch.what);
+        assert_eq!(report.smaller_pages, 0);
+        // A 1G leaf under a 2M cap likewise.
+        let mut g = TestGuest::new(FourLevel);
+        let va = 0x0000_7f00_4000_0000;
+        g.map(va, BAR_GPA, Size1G, PWT);
+        let capped = check(
+            &g,
+            &wc(va, 1 << 30, BAR_GPA, SizePolicy::UpTo { max: Size2M }),
+        );
+        assert_eq!(capped.first_mismatch.unwrap().kind, WrongSize);
+        // ...and passes without smaller pages when 1G is allowed.
+        let allowed = check(
+            &g,
+            &wc(va, 1 << 30, BAR_GPA, SizePolicy::UpTo { max: Size1G }),
+        );
+        assert!(allowed.pass);
+        assert_eq!(allowed.smaller_pages, 0);
+    }
+
+    #[test]
+    fn up_to_mixes_largest_smaller_and_wrong_leaves() {
+        // The mixed guest, with its second 2M leaf replaced by 4K PTEs (an
+        // mremap'd PTE-mapped piece): 4K where only 4K fits, one 2M leaf,
+        // 512 smaller-but-correct PTEs, 4K again.
+        for mode in [FourLevel, FiveLevel] {
+            let (mut g, exp) = mixed_guest(mode);
+            let exp = Expectation {
+                sizes: SizePolicy::UpTo { max: Size2M },
+                require_present: true,
+                ..exp
+            };
+            let second_2m = exp.va_start + 3 * MIB;
+            let pd_entry = g.entry_gpa(second_2m, crate::TableLevel::Pd);
+            g.write(pd_entry, 0);
+            g.map_4k_range(second_2m, exp.gpa_start + 3 * MIB, 2 * MIB, PWT);
+            let report = check(&g, &exp);
+            assert!(report.pass, "{mode:?}: {:?}", report.first_mismatch);
+            assert_eq!((report.pages, report.present), (6 * 256, 6 * 256));
+            assert_eq!(report.smaller_pages, 512);
+            assert_eq!(
+                report.leaves,
+                Leaves {
+                    k4: 256 + 512 + 256,
+                    m2: 1,
+                    g1: 0
+                }
+            );
+            // A smaller leaf that is wrong otherwise is that mismatch and
+            // not counted as smaller.
+            let bad = second_2m + 7 * 0x1000;
+            g.map(bad, exp.gpa_of(bad), Size4K, 0); // WB
+            let report = check(&g, &exp);
+            let mismatch = report.first_mismatch.unwrap();
+            assert_eq!((mismatch.va, mismatch.kind), (bad, WrongMemType));
+            assert_eq!(report.smaller_pages, 511);
+            g.map(bad, exp.gpa_of(bad) + 0x1000, Size4K, PWT);
+            let report = check(&g, &exp);
+            assert_eq!(report.first_mismatch.unwrap().kind, WrongGpa);
+            assert_eq!(report.smaller_pages, 511);
+        }
+    }
+
+    #[test]
+    fn up_to_counts_present_smaller_pages_and_allows_holes() {
+        let mut g = TestGuest::new(FourLevel);
+        g.map_4k_range(VA, BAR_GPA, 0x1000, PWT);
+        g.map(VA + 5 * 0x1000, BAR_GPA + 5 * 0x1000, Size4K, PWT);
+        let lazy = wc(VA, 4 * MIB, BAR_GPA, SizePolicy::UpTo { max: Size2M });
+        let report = check(&g, &lazy);
+        assert!(report.pass, "{:?}", report.first_mismatch);
+        assert_eq!(
+            (report.pages, report.present, report.smaller_pages),
+            (1024, 2, 2)
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub fn check_in<M: GuestMemory + ?Sized>(
         va_start: request.va,
         len: request.len,
         gpa_start: request.expected_gpa,
-        sizes: SizePolicy::Largest {
+        // Leaves up to the largest the strategy and alignment allow: the
+        // kernel may map with smaller ones (MADV_NOHUGEPAGE, mremap of a
+        // PTE-mapped piece), which are correct and counted apart; larger
+        // ones are the wrong size.
+        sizes: SizePolicy::UpTo {
             max: page_size(request.max_leaf),
         },
         // The driver maps VRAM write-combining (pgprot_writecombine).
@@ -73,6 +77,7 @@ fn outcome(report: CheckReport) -> CheckOutcome {
             m2: report.leaves.m2,
             g1: report.leaves.g1,
         },
+        smaller_pages: report.smaller_pages,
         memtype: report
             .memtype
             .and_then(|m| PatMemType::from_encoding(m.pat_encoding())),
@@ -151,6 +156,7 @@ mod tests {
                     m2: 1,
                     g1: 0
                 },
+                smaller_pages: 0,
                 memtype: Some(PatMemType::WriteCombining),
                 first_mismatch: None,
             }
@@ -169,6 +175,85 @@ mod tests {
         };
         let m = ram.check(&moved).unwrap().first_mismatch.unwrap();
         assert_eq!(m.kind, MismatchKind::WrongGpa);
+    }
+
+    /// [`guest`] plus a second 2 MiB, VA+2M onto BAR+2M, mapped by 512
+    /// correct WC 4K PTEs (PT at 0x4000), as after MADV_NOHUGEPAGE or an
+    /// mremap of a PTE-mapped piece.
+    fn guest_with_ptes() -> GuestMemoryMmap {
+        let memory = guest();
+        let table = 0x7;
+        let pwt_pte = 0x8 | table;
+        memory
+            .write_obj::<u64>(0x4000 | table, GuestAddress(0x3000 + 8))
+            .unwrap();
+        for i in 0..512u64 {
+            let gpa = BAR + (2 << 20) + i * 0x1000;
+            memory
+                .write_obj::<u64>(gpa | pwt_pte, GuestAddress(0x4000 + 8 * i))
+                .unwrap();
+        }
+        memory
+    }
+
+    #[test]
+    fn correct_4k_ptes_where_2m_fits_pass_as_smaller_pages() {
+        let ram = FixedGuestRam(guest_with_ptes());
+        let second = CheckRequest {
+            va: VA + (2 << 20),
+            offset: 2 << 20,
+            expected_gpa: BAR + (2 << 20),
+            ..request(LeafSize::Size2M)
+        };
+        for strategy in [Strategy::Range, Strategy::RangeMm] {
+            let outcome = ram
+                .check(&CheckRequest {
+                    strategy,
+                    ..second.clone()
+                })
+                .unwrap();
+            assert!(outcome.pass, "{:?}", outcome.first_mismatch);
+            assert_eq!(outcome.smaller_pages, outcome.pages);
+            assert_eq!((outcome.pages, outcome.present), (512, 512));
+            assert_eq!(outcome.leaves.k4, 512);
+            assert_eq!(outcome.memtype, Some(PatMemType::WriteCombining));
+        }
+    }
+
+    #[test]
+    fn a_2m_leaf_and_smaller_ptes_mixed_pass_and_a_4k_only_strategy_does_not() {
+        let ram = FixedGuestRam(guest_with_ptes());
+        let both = CheckRequest {
+            len: 4 << 20,
+            ..request(LeafSize::Size2M)
+        };
+        let outcome = ram.check(&both).unwrap();
+        assert!(outcome.pass, "{:?}", outcome.first_mismatch);
+        assert_eq!((outcome.pages, outcome.present), (1024, 1024));
+        assert_eq!(outcome.smaller_pages, 512);
+        assert_eq!(
+            outcome.leaves,
+            LeafCounts {
+                k4: 512,
+                m2: 1,
+                g1: 0
+            }
+        );
+        // Strategy `page` over the same tables: the 2M leaf is larger than
+        // allowed, so the wrong size; the PTEs are what it expects.
+        let page = CheckRequest {
+            strategy: Strategy::Page,
+            ..request(LeafSize::Size4K)
+        };
+        let outcome = ram
+            .check(&CheckRequest {
+                len: 4 << 20,
+                ..page
+            })
+            .unwrap();
+        let m = outcome.first_mismatch.unwrap();
+        assert_eq!((m.va, m.kind), (VA, MismatchKind::WrongSize));
+        assert_eq!(outcome.smaller_pages, 0);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The check's BAR0 registers (0x100..0x15c) and the doorbell that runs a
+//! The check's BAR0 registers (0x100..0x160) and the doorbell that runs a
 //! check: validate, hand the request to the engine's [`GuestPageTables`],
 //! publish a summary in the result registers and keep the full record.
 
@@ -23,6 +23,7 @@ struct Summary {
     memtype: u32,
     mismatch_va: u64,
     mismatch_kind: u32,
+    smaller_pages: u32,
 }
 
 /// Counts fit 32 bits for any legal range (64 GiB is 16 Mi pages), but the
@@ -43,6 +44,7 @@ impl Summary {
             summary.leaves_4k = saturate(outcome.leaves.k4);
             summary.leaves_2m = saturate(outcome.leaves.m2);
             summary.leaves_1g = saturate(outcome.leaves.g1);
+            summary.smaller_pages = saturate(outcome.smaller_pages);
             summary.memtype = outcome
                 .memtype
                 .map_or(check::MEMTYPE_MIXED, |m| u32::from(m.encoding()));
@@ -156,6 +158,7 @@ impl HostChecker {
             check::MISMATCH_KIND => last.mismatch_kind,
             // The register is 32 bits; it wraps after 4 Gi checks.
             check::SEQ => self.runs as u32,
+            check::SMALLER_PAGES => last.smaller_pages,
             _ => return None,
         })
     }

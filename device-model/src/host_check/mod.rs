@@ -69,15 +69,20 @@ pub enum Strategy {
     Prefault16,
     /// The largest entries the device's preferred page size allows.
     Range,
+    /// `range-mm`: the same entries as [`Strategy::Range`], inserted
+    /// through the kernel's newer range-mapping API.
+    RangeMm,
 }
 
 impl Strategy {
     /// Decodes the strategy field of FLAGS (already shifted down).
     pub fn from_abi(value: u32) -> Option<Strategy> {
+        use crate::abi::check;
         match value {
-            0 => Some(Strategy::Page),
-            1 => Some(Strategy::Prefault16),
-            2 => Some(Strategy::Range),
+            check::STRATEGY_PAGE => Some(Strategy::Page),
+            check::STRATEGY_PREFAULT16 => Some(Strategy::Prefault16),
+            check::STRATEGY_RANGE => Some(Strategy::Range),
+            check::STRATEGY_RANGE_MM => Some(Strategy::RangeMm),
             _ => None,
         }
     }
@@ -183,8 +188,11 @@ pub struct CheckRequest {
     pub require_present: bool,
     pub strategy: Strategy,
     /// The largest leaf the strategy may use here (see
-    /// [`expected_max_leaf`]); every page is expected to be mapped by the
-    /// largest leaf up to this size that alignment and the range allow.
+    /// [`expected_max_leaf`]). A page may be mapped by any leaf up to the
+    /// largest of at most this size that alignment and the range allow;
+    /// smaller correct leaves pass and are counted in
+    /// [`CheckOutcome::smaller_pages`], larger ones are
+    /// [`MismatchKind::WrongSize`].
     pub max_leaf: LeafSize,
 }
 
@@ -206,6 +214,7 @@ pub enum MismatchKind {
     /// A huge leaf also maps VAs outside the range.
     OutsideRange,
     WrongGpa,
+    /// A leaf larger than the strategy and alignment allow.
     WrongSize,
     WrongMemType,
 }
@@ -242,6 +251,10 @@ pub struct CheckOutcome {
     /// 4K pages in the range that are mapped.
     pub present: u64,
     pub leaves: LeafCounts,
+    /// Present pages mapped by correct leaves smaller than the largest the
+    /// strategy and alignment allow (see [`CheckRequest::max_leaf`]): not a
+    /// mismatch, reported apart (the SMALLER_PAGES register).
+    pub smaller_pages: u64,
     /// The memory type every present page shares; `None` if they differ or
     /// none is present.
     pub memtype: Option<PatMemType>,
@@ -333,6 +346,12 @@ impl HostCheckRecord {
                     .map(|m| format!("{m:?}"))
                     .unwrap_or_else(|| "mixed/none".into())
             );
+            if o.smaller_pages != 0 {
+                line += &format!(
+                    ", {} pages on correct leaves smaller than allowed",
+                    o.smaller_pages
+                );
+            }
             if let Some(m) = &o.first_mismatch {
                 line += &format!("; first mismatch {:?} at {:#x}: {}", m.kind, m.va, m.what);
             }

@@ -13,16 +13,24 @@ pub const MAX_CHECK_LEN: u64 = 64 << 30;
 const PAGE_4K: u64 = 4 << 10;
 const KNOWN_FLAGS: u32 = check::FLAG_LA57 | check::FLAG_REQUIRE_PRESENT | check::STRATEGY_MASK;
 
-/// The largest leaf `strategy` should produce on a device whose preferred
+/// The largest leaf `strategy` may produce on a device whose preferred
 /// page size is `page_size`: `page` and `prefault16` insert PTEs only;
-/// `range` inserts PUDs for 1 GiB pages, PMDs for 2 MiB..512 MiB pages and
-/// PTEs below that.
+/// `range` and `range-mm` insert PUDs for 1 GiB pages, PMDs for
+/// 2 MiB..512 MiB pages and PTEs below that. The kernel may still map with
+/// smaller leaves (`MADV_NOHUGEPAGE`, `mremap`, fallbacks): those pass and
+/// are counted apart; only larger ones are the wrong size.
 pub fn expected_max_leaf(strategy: Strategy, page_size: u64) -> LeafSize {
     match strategy {
         Strategy::Page | Strategy::Prefault16 => LeafSize::Size4K,
-        Strategy::Range if page_size >= LeafSize::Size1G.bytes() => LeafSize::Size1G,
-        Strategy::Range if page_size >= LeafSize::Size2M.bytes() => LeafSize::Size2M,
-        Strategy::Range => LeafSize::Size4K,
+        Strategy::Range | Strategy::RangeMm => {
+            if page_size >= LeafSize::Size1G.bytes() {
+                LeafSize::Size1G
+            } else if page_size >= LeafSize::Size2M.bytes() {
+                LeafSize::Size2M
+            } else {
+                LeafSize::Size4K
+            }
+        }
     }
 }
 
@@ -142,16 +150,16 @@ mod tests {
         use LeafSize::*;
         use Strategy::*;
         let cases = [
-            (4 << 10, [Size4K, Size4K, Size4K]),
-            (64 << 10, [Size4K, Size4K, Size4K]),
-            (1 << 20, [Size4K, Size4K, Size4K]),
-            (2 << 20, [Size4K, Size4K, Size2M]),
-            (4 << 20, [Size4K, Size4K, Size2M]),
-            (512 << 20, [Size4K, Size4K, Size2M]),
-            (GIB, [Size4K, Size4K, Size1G]),
+            (4 << 10, [Size4K, Size4K, Size4K, Size4K]),
+            (64 << 10, [Size4K, Size4K, Size4K, Size4K]),
+            (1 << 20, [Size4K, Size4K, Size4K, Size4K]),
+            (2 << 20, [Size4K, Size4K, Size2M, Size2M]),
+            (4 << 20, [Size4K, Size4K, Size2M, Size2M]),
+            (512 << 20, [Size4K, Size4K, Size2M, Size2M]),
+            (GIB, [Size4K, Size4K, Size1G, Size1G]),
         ];
         for (page_size, want) in cases {
-            let got = [Page, Prefault16, Range].map(|s| expected_max_leaf(s, page_size));
+            let got = [Page, Prefault16, Range, RangeMm].map(|s| expected_max_leaf(s, page_size));
             assert_eq!(got, want, "page size {page_size:#x}");
         }
     }
@@ -175,6 +183,11 @@ mod tests {
                 max_leaf: LeafSize::Size2M,
             }
         );
+        let range_mm = regs(strategy_flags(3)).to_request(device(4 << 20)).unwrap();
+        assert_eq!(
+            (range_mm.strategy, range_mm.max_leaf),
+            (Strategy::RangeMm, LeafSize::Size2M)
+        );
         let la57 = regs(check::FLAG_LA57).to_request(device(GIB)).unwrap();
         assert!(la57.la57 && !la57.require_present);
         assert_eq!(
@@ -189,10 +202,10 @@ mod tests {
         let bad = [
             (
                 CheckRegisters {
-                    flags: strategy_flags(3),
+                    flags: strategy_flags(4),
                     ..ok
                 },
-                "unknown strategy 3",
+                "unknown strategy 4",
             ),
             (
                 CheckRegisters {

@@ -41,6 +41,7 @@ fn passing_outcome() -> CheckOutcome {
             m2: 1,
             g1: 0,
         },
+        smaller_pages: 0,
         memtype: Some(PatMemType::WriteCombining),
         first_mismatch: None,
     }
@@ -123,13 +124,13 @@ fn mismatch_va(d: &mut RangefaultDevice) -> u64 {
 #[test]
 fn request_carries_the_registers_and_the_devices_expectations() {
     use LeafSize::*;
-    // (page size, expected max leaf for page / prefault16 / range)
+    // (page size, expected max leaf for page / prefault16 / range / range-mm)
     let cases = [
-        (4 << 10, [Size4K, Size4K, Size4K]),
-        (64 << 10, [Size4K, Size4K, Size4K]),
-        (2 << 20, [Size4K, Size4K, Size2M]),
-        (4 << 20, [Size4K, Size4K, Size2M]),
-        (1 << 30, [Size4K, Size4K, Size1G]),
+        (4 << 10, [Size4K, Size4K, Size4K, Size4K]),
+        (64 << 10, [Size4K, Size4K, Size4K, Size4K]),
+        (2 << 20, [Size4K, Size4K, Size2M, Size2M]),
+        (4 << 20, [Size4K, Size4K, Size2M, Size2M]),
+        (1 << 30, [Size4K, Size4K, Size1G, Size1G]),
     ];
     for (page_size, max_leaves) in cases {
         let (mut d, seen) = device_with(1 << 30, page_size, Ok(passing_outcome()));
@@ -254,6 +255,7 @@ fn walk_error_is_its_own_status_and_clears_the_last_summary() {
         check::PRESENT,
         check::LEAVES_4K,
         check::MEMTYPE,
+        check::SMALLER_PAGES,
     ] {
         assert_eq!(r32(&mut d2, r), 0, "{r:#x}");
     }
@@ -275,7 +277,7 @@ fn walk_error_is_its_own_status_and_clears_the_last_summary() {
 fn bad_requests_never_reach_the_engine() {
     let (mut d, seen) = device_with(64 << 20, 4096, Ok(passing_outcome()));
     let bad = [
-        ask(3, 0x1000),              // unknown strategy
+        ask(4, 0x1000),              // unknown strategy
         ask(0, 0),                   // empty
         ask(0, 0x1800),              // not a 4K multiple
         ask(0, (64 << 30) + 0x1000), // too long
@@ -372,6 +374,7 @@ fn request_registers_read_back_and_results_are_read_only() {
         check::MISMATCH_VA_HI,
         check::MISMATCH_KIND,
         check::SEQ,
+        check::SMALLER_PAGES,
     ];
     for &r in &read_only {
         w32(&mut d, r, 0xffff_ffff);
@@ -421,12 +424,100 @@ fn records_serialize_for_the_report() {
         "\"max_leaf\":\"2M\"",
         "\"memtype\":\"WC\"",
         "\"m2\":1",
+        "\"smaller_pages\":0",
         "\"first_mismatch\":null",
     ] {
         assert!(json.contains(needle), "{needle} in {json}");
     }
     let summary = d.host_checks()[0].summary();
     assert!(summary.starts_with("#1 Pass: Range"), "{summary}");
+}
+
+#[test]
+fn smaller_leaves_pass_and_are_counted_in_their_own_register() {
+    // 4 MiB expected as two 2M leaves, mapped with correct 4K PTEs instead
+    // (MADV_NOHUGEPAGE): a pass, every page smaller than possible.
+    let all_4k = CheckOutcome {
+        present: 1024,
+        leaves: LeafCounts {
+            k4: 1024,
+            m2: 0,
+            g1: 0,
+        },
+        smaller_pages: 1024,
+        ..passing_outcome()
+    };
+    let (mut d, seen) = device_with(64 << 20, 2 << 20, Ok(all_4k.clone()));
+    assert_eq!(run_check(&mut d, &ask(3, 4 << 20)), check::STATUS_PASS);
+    assert_eq!(seen.lock().unwrap()[0].strategy, Strategy::RangeMm);
+    assert_eq!(seen.lock().unwrap()[0].max_leaf, LeafSize::Size2M);
+    assert_eq!(r32(&mut d, check::SMALLER_PAGES), 1024);
+    assert_eq!(r32(&mut d, check::PAGES), r32(&mut d, check::SMALLER_PAGES));
+    assert_eq!(r32(&mut d, check::MISMATCH_KIND), check::MISMATCH_NONE);
+    let record = &d.host_checks()[0];
+    assert_eq!(record.outcome, Some(all_4k));
+    let json = serde_json::to_string(record).unwrap();
+    for needle in ["\"smaller_pages\":1024", "\"strategy\":\"range_mm\""] {
+        assert!(json.contains(needle), "{needle} in {json}");
+    }
+    assert!(
+        record
+            .summary()
+            .contains("1024 pages on correct leaves smaller"),
+        "{}",
+        record.summary()
+    );
+    // A mismatch keeps its count too, and the next check replaces it.
+    let mixed = CheckOutcome {
+        pass: false,
+        smaller_pages: 256,
+        first_mismatch: Some(Mismatch {
+            va: VA + (2 << 20),
+            kind: MismatchKind::WrongSize,
+            what: "1G leaf where at most a 2M leaf is allowed".into(),
+        }),
+        ..passing_outcome()
+    };
+    d.set_page_tables(Box::new(FakeTables {
+        seen: Arc::default(),
+        answer: Ok(mixed),
+    }));
+    assert_eq!(run_check(&mut d, &ask(2, 4 << 20)), check::STATUS_MISMATCH);
+    assert_eq!(r32(&mut d, check::SMALLER_PAGES), 256);
+    assert_eq!(
+        r32(&mut d, check::MISMATCH_KIND),
+        check::MISMATCH_WRONG_SIZE
+    );
+    d.set_page_tables(Box::new(FakeTables {
+        seen: Arc::default(),
+        answer: Ok(passing_outcome()),
+    }));
+    assert_eq!(run_check(&mut d, &ask(2, 4 << 20)), check::STATUS_PASS);
+    assert_eq!(r32(&mut d, check::SMALLER_PAGES), 0);
+    assert!(!d.host_checks()[2].summary().contains("smaller"));
+}
+
+#[test]
+fn smaller_pages_is_the_register_after_seq() {
+    assert_eq!(check::SEQ, 0x158);
+    assert_eq!(check::SMALLER_PAGES, 0x15c);
+    assert_eq!(check::END, 0x160);
+    assert_eq!(
+        [
+            check::STRATEGY_PAGE,
+            check::STRATEGY_PREFAULT16,
+            check::STRATEGY_RANGE,
+            check::STRATEGY_RANGE_MM
+        ]
+        .map(Strategy::from_abi),
+        [
+            Some(Strategy::Page),
+            Some(Strategy::Prefault16),
+            Some(Strategy::Range),
+            Some(Strategy::RangeMm)
+        ]
+    );
+    assert_eq!(Strategy::from_abi(4), None);
 }
 
 /// An engine that also knows some of the ringing CPU's state.
