@@ -6,20 +6,67 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 /// Kernel log fragments that mean the guest kernel misbehaved. A boot test
-/// fails on any of them, whatever the scenario reported.
+/// fails on any of them, whatever the scenario reported. Matched with
+/// `contains`, case-sensitively, so each must be specific enough never to
+/// appear on a healthy boot (e.g. not "KASAN:" nor "kmemleak:", which both
+/// print an "initialized" line; their reports are caught by "BUG: KASAN:"
+/// and "suspected memory leaks").
 const PROBLEM_MARKERS: &[&str] = &[
+    // Oopses, BUG()s, panics, WARN()s. "BUG:" also covers mm's "BUG: Bad
+    // page map", "BUG: Bad page state", "BUG: Bad rss-counter state",
+    // "BUG: non-zero pgtables_bytes", "BUG: unable to handle page fault",
+    // "BUG: KASAN:", "BUG: KFENCE:", "BUG: soft lockup", "BUG: sleeping
+    // function called from invalid context" and lockdep's "BUG: held lock
+    // freed!"; the explicit mm entries below keep those caught should a
+    // kernel print them without the prefix.
     "Oops",
     "BUG:",
     "WARNING:",
     "Kernel panic",
     "general protection fault",
     "Unable to handle",
+    "Call Trace:",
+    "kernel BUG",
+    // Lockdep and RCU.
     "possible circular locking",
     "possible recursive locking",
     "inconsistent lock state",
     "suspicious RCU usage",
-    "Call Trace:",
-    "kernel BUG",
+    "detected stalls on CPUs",
+    "self-detected stall on CPU",
+    // Hung tasks and hard lockups.
+    "blocked for more than",
+    "hard LOCKUP",
+    // Page-table corruption: pXd_ERROR(), e.g. from pXd_clear_bad() in
+    // mm/pgtable-generic.c: "mm/pgtable-generic.c:53: bad pud
+    // 00000000f3a5c0e4(8000000fe00000e7)" (newer kernels drop the pointer:
+    // "bad pmd (...)"); also dump_page()'s "page dumped because: bad pte".
+    ": bad pgd",
+    ": bad p4d",
+    ": bad pud",
+    ": bad pmd",
+    ": bad pte",
+    // mm/memory.c print_bad_pte()/print_bad_page_map(), mm/page_alloc.c
+    // bad_page(), kernel/fork.c check_mm().
+    "Bad page map",
+    "Bad page state",
+    "Bad rss-counter",
+    "non-zero pgtables_bytes",
+    // x86 fault.c pgtable_bad(): a reserved bit set in a page-table entry.
+    "Corrupted page table at address",
+    "Bad pagetable",
+    // mm/swapfile.c on a corrupt swap entry (in a PTE, say).
+    "Bad swap file entry",
+    "Bad swap offset entry",
+    "Unused swap file entry",
+    "Unused swap offset entry",
+    // Data-structure corruption checks and sanitizers.
+    "list_add corruption",
+    "list_del corruption",
+    "refcount_t: ",
+    "UBSAN:",
+    "suspected memory leak",
+    "unreferenced object 0x",
 ];
 
 /// Longest console line kept whole; longer output is cut into lines of this size.
@@ -34,9 +81,15 @@ pub struct GuestConsole {
     pub results: Vec<Value>,
     pub errors: Vec<String>,
     pub exit_code: Option<i32>,
-    /// The driver's "bound:" line and when it arrived.
+    /// The driver's first "bound:" line and when it arrived (a guest
+    /// program may unbind and rebind the driver later; those binds are only
+    /// counted, in `binds` and `bind_times`).
     pub bound_line: Option<String>,
     pub bound_after: Option<Duration>,
+    /// Every "bound:" line seen, the first included.
+    pub binds: u64,
+    /// When each bind arrived, in order (the first `MAX_ENTRIES`).
+    pub bind_times: Vec<Duration>,
     pub problems: Vec<String>,
     /// Results, errors and problem lines beyond `MAX_ENTRIES`, not kept.
     pub dropped: u64,
@@ -53,6 +106,11 @@ impl GuestConsole {
 
     /// Takes one console line (without its line ending).
     pub fn feed(&mut self, raw: &str) {
+        self.feed_at(raw, Instant::now());
+    }
+
+    /// [`Self::feed`] for a line that arrived at `now`.
+    fn feed_at(&mut self, raw: &str, now: Instant) {
         let line = raw.trim_end_matches(['\r', '\n']);
         let text = strip_timestamp(line);
         if let Some(json) = text.strip_prefix("RANGEFAULT-RESULT ") {
@@ -69,8 +127,17 @@ impl GuestConsole {
         } else if let Some(code) = text.strip_prefix("RANGEFAULT-EXIT ") {
             self.exit_code = Some(code.trim().parse().unwrap_or(255));
         } else if text.contains("rangefault") && text.contains(" bound:") {
-            self.bound_line = Some(text.to_owned());
-            self.bound_after = self.started.map(|s| s.elapsed());
+            let after = self.started.map(|s| now.saturating_duration_since(s));
+            if self.bound_line.is_none() {
+                self.bound_line = Some(text.to_owned());
+                self.bound_after = after;
+            }
+            self.binds += 1;
+            // Capped, but not counted in `dropped`: rebinding in a loop is
+            // no problem of the guest's, and `binds` has the full count.
+            if let Some(after) = after.filter(|_| self.bind_times.len() < MAX_ENTRIES) {
+                self.bind_times.push(after);
+            }
         }
         if PROBLEM_MARKERS.iter().any(|m| text.contains(m)) {
             keep(&mut self.problems, text.to_owned(), &mut self.dropped);
@@ -158,5 +225,142 @@ mod tests {
     #[test]
     fn garbage_exit_code_is_a_failure() {
         assert_eq!(console(&["RANGEFAULT-EXIT x"]).exit_code, Some(255));
+    }
+
+    /// Each line must be flagged, and kept whole (timestamp aside).
+    fn assert_flagged(lines: &[&str]) {
+        for line in lines {
+            let c = console(&[line]);
+            assert_eq!(c.problems.len(), 1, "not flagged: {line}");
+            assert_eq!(c.problems[0], strip_timestamp(line));
+        }
+    }
+
+    #[test]
+    fn flags_page_table_corruption() {
+        assert_flagged(&[
+            "[   12.345678] mm/pgtable-generic.c:53: bad pud 00000000f3a5c0e4(8000000fe00000e7)",
+            "[   12.345678] mm/pgtable-generic.c:60: bad pmd 00000000c0ffee00(80000000fe2000e7)",
+            "mm/pgtable-generic.c:46: bad p4d 000000003b2c1d00(0000000102d4e067)",
+            "mm/pgtable-generic.c:39: bad pgd 000000003b2c1d00(0000000102d4e067)",
+            // Newer pXd_ERROR() without the pointer, and another file.
+            "[    3.100000] mm/memory.c:397: bad pte (8000000fe0000267)",
+            "mm/pgtable-generic.c:60: bad pmd (80000000fe2000e7)",
+            "page dumped because: bad pte",
+            "rangefault-probe: Corrupted page table at address 7f0000000000",
+            "Bad pagetable: 0009 [#1] PREEMPT SMP NOPTI",
+        ]);
+    }
+
+    #[test]
+    fn flags_bad_page_maps_states_and_rss_counters() {
+        assert_flagged(&[
+            "[    5.000000] BUG: Bad page map in process rangefault-prob  pte:8000000fe0000267 pmd:0226e067",
+            "BUG: Bad page map in process rangefault-prob  pmd:80000000fe2000e7",
+            "BUG: Bad page state in process rangefault-prob  pfn:fe0000",
+            "[    6.1] BUG: Bad rss-counter state mm:00000000a1b2c3d4 type:MM_FILEPAGES val:-512 Comm:rangefault-prob Pid:80",
+            "BUG: non-zero pgtables_bytes on freeing mm: 4096",
+            // Without the prefix, should a kernel ever print them so.
+            "Bad rss-counter state mm:00000000a1b2c3d4 type:MM_ANONPAGES val:1",
+            "non-zero pgtables_bytes on freeing mm: 4096",
+            "get_swap_device: Bad swap file entry 3fffffffffffff",
+            "swap_info_get: Bad swap offset entry 400000000",
+            "swap_free: Unused swap offset entry 00000100",
+        ]);
+    }
+
+    #[test]
+    fn flags_oopses_sanitizers_and_corruption_checks() {
+        assert_flagged(&[
+            "[    7.0] BUG: unable to handle page fault for address: ffffc90000200000",
+            "[    7.0] Oops: Oops: 0002 [#1] PREEMPT SMP NOPTI",
+            "kernel BUG at mm/memory.c:2245!",
+            "Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP",
+            "BUG: KASAN: slab-use-after-free in rangefault_release+0x20/0x40 [rangefault]",
+            "UBSAN: array-index-out-of-bounds in drivers/misc/rangefault.c:120:5",
+            "kmemleak: 2 new suspected memory leaks (see /sys/kernel/debug/kmemleak)",
+            "unreferenced object 0xffff888003a1c000 (size 64):",
+            "list_add corruption. next->prev should be prev (ffff8880), but was 0000000000000000. (next=ffff8880).",
+            "list_del corruption, ffff888003a1c000->next is LIST_POISON1 (dead000000000100)",
+            "refcount_t: underflow; use-after-free.",
+            "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+            "rcu: INFO: rcu_preempt self-detected stall on CPU",
+            "INFO: task rangefault-prob:80 blocked for more than 122 seconds.",
+            "Watchdog detected hard LOCKUP on cpu 0",
+            "WARNING: possible circular locking dependency detected",
+        ]);
+    }
+
+    #[test]
+    fn a_normal_boot_is_not_flagged() {
+        let c = console(&[
+            "[    0.000000] Linux version 7.2.0 (root@rangefault) (gcc (Debian 15.2.0-1) 15.2.0) #1 PREEMPT",
+            "[    0.000000] Command line: console=ttyS0 panic=-1 rangefault.scenario=skeleton",
+            "[    0.000000] BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable",
+            "[    0.000000] NX (Execute Disable) protection: active",
+            "[    0.000000] Memory: 470000K/523768K available (8192K kernel code, 1024K rwdata)",
+            "[    0.010000] KASAN: KernelAddressSanitizer initialized (generic)",
+            "[    0.020000] kmemleak: Kernel memory leak detector initialized (mem pool available: 15682)",
+            "[    0.020000] kfence: initialized - using 2097152 bytes for 255 objects",
+            "[    0.030000] rcu: Hierarchical RCU implementation.",
+            "[    0.030000] rcu: RCU calculated value of scheduler-enlistment delay is 100 jiffies.",
+            "[    0.040000] Lock dependency validator: Copyright (c) 2006 Red Hat, Inc., Ingo Molnar",
+            "[    0.100000] PCI: Using configuration type 1 for base access",
+            "[    0.110000] PCI: Using host bridge windows from ACPI; if necessary, use \"pci=nocrs\" and report a bug",
+            "[    0.120000] pci 0000:00:03.0: [1234:5246] type 00 class 0x038000 conventional PCI endpoint",
+            "[    0.120000] pci 0000:00:03.0: BAR 2 [mem 0xfe00000000-0xfe3fffffff 64bit pref]",
+            "[    0.130000] pci 0000:00:02.0: BAR 0: assigned [mem 0xfebf0000-0xfebfffff]",
+            "[    0.140000] pci_bus 0000:00: resource 4 [io  0x0000-0x0cf7 window]",
+            "[    0.200000] clocksource: Switched to clocksource tsc",
+            "[    0.300000] Freeing unused kernel image (initmem) memory: 1024K",
+            "[    0.300000] Write protecting the kernel read-only data: 12288k",
+            "[    0.310000] Run /init as init process",
+            "[    0.400000] rangefault: loading out-of-tree module taints kernel.",
+            "[    0.410000] rangefault 0000:00:03.0: bound: vram=1073741824 page_size=2097152 bar2=0xfe00000000 abi=1",
+            "RANGEFAULT-RESULT {\"scenario\":\"skeleton\",\"pass\":true}",
+            "[    0.500000] rangefault 0000:00:03.0: unbound",
+            "RANGEFAULT-EXIT 0",
+            "[    0.600000] reboot: Power down",
+        ]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.binds, 1);
+    }
+
+    #[test]
+    fn the_first_bind_is_the_bound_line_and_rebinds_are_counted() {
+        let start = Instant::now();
+        let mut c = GuestConsole::new(start);
+        c.feed_at(
+            "[    1.0] rangefault 0000:00:03.0: bound: vram=67108864 page_size=4096 bar2=0xfe00000000 abi=1",
+            start + Duration::from_millis(1500),
+        );
+        c.feed_at(
+            "[    9.0] rangefault 0000:00:03.0: unbound",
+            start + Duration::from_secs(9),
+        );
+        c.feed_at(
+            "[    9.5] rangefault 0000:00:03.0: bound: vram=67108864 page_size=65536 bar2=0xfd00000000 abi=1",
+            start + Duration::from_secs(10),
+        );
+        assert_eq!(c.bound_after, Some(Duration::from_millis(1500)));
+        assert_eq!(c.bound_value("page_size"), Some("4096"));
+        assert_eq!(c.bound_value("bar2"), Some("0xfe00000000"));
+        assert_eq!(c.binds, 2);
+        assert_eq!(
+            c.bind_times,
+            [Duration::from_millis(1500), Duration::from_secs(10)]
+        );
+        assert!(c.problems.is_empty());
+    }
+
+    #[test]
+    fn rebinding_in_a_loop_is_capped_but_counted_and_no_problem() {
+        let mut c = GuestConsole::new(Instant::now());
+        for _ in 0..MAX_ENTRIES + 3 {
+            c.feed("rangefault 0000:00:03.0: bound: vram=1 page_size=4096 bar2=0x0 abi=1");
+        }
+        assert_eq!(c.binds, (MAX_ENTRIES + 3) as u64);
+        assert_eq!(c.bind_times.len(), MAX_ENTRIES);
+        assert_eq!(c.dropped, 0);
     }
 }

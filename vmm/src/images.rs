@@ -33,12 +33,32 @@ pub enum Parts {
     All,
 }
 
+/// Which guest kernel build (images/kernel.sh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KernelFlavour {
+    /// lockdep, DEBUG_VM and friends: what the boot tests run.
+    #[default]
+    Debug,
+    /// The debug options off, for benchmark numbers (its own cached build, ~10 min cold).
+    Bench,
+}
+
+impl KernelFlavour {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelFlavour::Debug => "debug",
+            KernelFlavour::Bench => "bench",
+        }
+    }
+}
+
 /// Runs images/build.sh (a no-op in seconds when the cache is warm; a cold
 /// build takes tens of minutes and prints progress on stderr).
-pub fn build(parts: Parts) -> Result<GuestImage> {
+pub fn build(parts: Parts, flavour: KernelFlavour) -> Result<GuestImage> {
     let script = images_dir().join("build.sh");
     let mut command = Command::new("bash");
     command.arg(&script);
+    command.env("RANGEFAULT_KERNEL_FLAVOUR", flavour.name());
     if parts == Parts::Qemu {
         command.arg("qemu");
     }

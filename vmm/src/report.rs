@@ -33,6 +33,8 @@ pub struct Report {
     /// from BAR0 and puts it in its scenario result as `host_check`).
     pub host_checks: HostChecks,
     pub host_errors: Vec<String>,
+    /// Warnings the engine printed (QEMU's `warning:` lines): a clean boot has none.
+    pub engine_warnings: Vec<String>,
     pub timing: Timing,
     pub timed_out: bool,
     /// The overall verdict (also vmm's exit status).
@@ -62,12 +64,20 @@ pub struct GuestDriverView {
     pub vram_size: Option<u64>,
     pub page_size: Option<u64>,
     pub bar2_address: Option<u64>,
+    /// Whether the driver was built for a kernel with `vmf_insert_range` (strategy range-mm).
+    pub insert_range: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Timing {
-    /// From starting the engine to the driver's "bound:" line.
+    /// From starting the engine to the driver's first "bound:" line.
     pub boot_to_bound_s: Option<f64>,
+    /// "bound:" lines seen: 1 for a plain boot, more when a guest program
+    /// unbinds and rebinds the driver.
+    pub binds: u64,
+    /// From starting the engine to each "bound:" line, the first included
+    /// (the first 1000; `binds` counts them all).
+    pub bind_after_s: Vec<f64>,
     pub wall_s: f64,
 }
 

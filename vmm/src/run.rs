@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Guest initramfs; default: the cached image, built if missing.
     #[arg(long)]
     initramfs: Option<PathBuf>,
+    /// Which cached kernel to build and boot: `debug` (lockdep, DEBUG_VM) or `bench`.
+    #[arg(long = "kernel-flavour", value_enum, default_value_t = images::KernelFlavour::Debug)]
+    kernel_flavour: images::KernelFlavour,
     /// Extra kernel command-line arguments, appended to the defaults.
     #[arg(long, default_value = "")]
     cmdline: String,
@@ -122,7 +125,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
     } else {
         Parts::All
     };
-    let image = images::build(parts)?;
+    let image = images::build(parts, args.kernel_flavour)?;
     let kernel = args
         .kernel
         .clone()
@@ -256,6 +259,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
             vram_size: number("vram"),
             page_size: number("page_size"),
             bar2_address: number("bar2"),
+            insert_range: number("insert_range").map(|v| v != 0),
         }),
         scenario: match &args.guest_cmd {
             Some(cmd) => format!("guest-cmd: {cmd}"),
@@ -268,8 +272,20 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         host: outcome.host.clone(),
         host_checks: HostChecks::of(&checked_device),
         host_errors,
+        engine_warnings: outcome
+            .engine_log
+            .iter()
+            .filter(|line| line.contains("warning:"))
+            .cloned()
+            .collect(),
         timing: Timing {
             boot_to_bound_s: console.bound_after.map(|d| d.as_secs_f64()),
+            binds: console.binds,
+            bind_after_s: console
+                .bind_times
+                .iter()
+                .map(Duration::as_secs_f64)
+                .collect(),
             wall_s: outcome.wall.as_secs_f64(),
         },
         timed_out: outcome.timed_out,
@@ -309,6 +325,17 @@ fn print_summary(report: &Report) {
             view.bar2_address.unwrap_or_default()
         ),
         None => println!("driver did not report binding"),
+    }
+    if report.timing.binds > 1 {
+        println!(
+            "driver bound {} times (rebinds after {})",
+            report.timing.binds,
+            report.timing.bind_after_s[1..]
+                .iter()
+                .map(|s| format!("{s:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     for scenario in &report.scenarios {
         println!(

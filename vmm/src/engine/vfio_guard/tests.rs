@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use device_model::{abi, DeviceConfig, RangefaultDevice};
 use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_BAR2_REGION_INDEX,
-    VFIO_PCI_BAR3_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INTX_IRQ_INDEX,
+    VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD,
+    VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_BAR2_REGION_INDEX, VFIO_PCI_BAR3_REGION_INDEX,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX,
     VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_MMAP,
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
@@ -30,6 +31,7 @@ const DMA_UNMAP: u16 = 3;
 const DEVICE_GET_INFO: u16 = 4;
 const DEVICE_GET_REGION_INFO: u16 = 5;
 const GET_REGION_IO_FDS: u16 = 6;
+const GET_IRQ_INFO: u16 = 7;
 const SET_IRQS: u16 = 8;
 const REGION_READ: u16 = 9;
 const REGION_WRITE: u16 = 10;
@@ -564,4 +566,52 @@ fn fds_with_commands_that_take_none_are_dropped() {
     let reply = h.recv();
     assert_eq!(reply.header.message_id, 3);
     assert!(!reply.header.is_error());
+}
+
+/// What QEMU's vfio-pci does with the ERR irq: asks for its info (and warns
+/// "Could not enable error recovery" unless the count is 1), then sends an
+/// eventfd for it, then at exit "-1" (no fd).
+#[test]
+fn the_err_irq_is_offered_and_takes_an_eventfd() {
+    let mut h = start();
+    h.version();
+    let irq_info = |index: u32| -> Vec<u8> {
+        [16, 0, index, 0]
+            .iter()
+            .flat_map(|v: &u32| v.to_ne_bytes())
+            .collect()
+    };
+    let info = h.call(GET_IRQ_INFO, &irq_info(VFIO_PCI_ERR_IRQ_INDEX));
+    // Body: argsz, flags, index, count.
+    assert_eq!(u32_at(&info.body, 4), VFIO_IRQ_INFO_EVENTFD);
+    assert_eq!(u32_at(&info.body, 8), VFIO_PCI_ERR_IRQ_INDEX);
+    assert_eq!(u32_at(&info.body, 12), 1);
+
+    let trigger = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    let body = set_irqs(VFIO_PCI_ERR_IRQ_INDEX, trigger, 0, 1);
+    let header = Header {
+        message_id: 40,
+        command: SET_IRQS,
+        message_size: (HEADER_SIZE + body.len()) as u32,
+        flags: 0,
+        error: 0,
+    };
+    let mut bytes = header.to_bytes().to_vec();
+    bytes.extend_from_slice(&body);
+    let eventfd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).unwrap();
+    h.client
+        .send_with_fds(&[&bytes[..]], &[eventfd.as_raw_fd()])
+        .unwrap();
+    let reply = h.recv();
+    assert_eq!(reply.header.message_id, 40);
+    assert!(!reply.header.is_error(), "{:?}", reply.header);
+    h.call(SET_IRQS, &body);
+    assert_eq!(h.rejected(), 0);
+
+    // Past the last index: refused by the crate, the stream still in step.
+    let beyond = VFIO_PCI_NUM_IRQS;
+    h.refused(GET_IRQ_INFO, &irq_info(beyond), libc::EINVAL);
+    let none = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+    h.refused(SET_IRQS, &set_irqs(beyond, none, 0, 0), libc::EINVAL);
+    h.device_info();
 }
