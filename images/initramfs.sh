@@ -5,6 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 module="$("$IMAGES_DIR/module.sh")"
+kernel="$("$IMAGES_DIR/kernel.sh")"
 sysroot="$("$IMAGES_DIR/sysroot.sh")"
 
 # Guest tools: static glibc binaries (the host toolchain has no musl target
@@ -16,9 +17,10 @@ RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" cargo build --quiet -
     --target x86_64-unknown-linux-gnu --target-dir "$guest_target_dir"
 probe="$guest_target_dir/x86_64-unknown-linux-gnu/release/rangefault-probe"
 
-key="$(inputs_hash "$0" "$IMAGES_DIR/lib.sh" "$IMAGES_DIR/init.sh" "$sysroot/manifest.txt" \
+key="$(inputs_hash "$0" "$IMAGES_DIR/lib.sh" "$IMAGES_DIR/init.sh" "$kernel/manifest.txt" \
     "$module/rangefault.ko" "$probe")"
-dest="$RANGEFAULT_CACHE/initramfs-$key"
+flavour="$(kernel_flavour)"
+dest="$RANGEFAULT_CACHE/initramfs-$flavour-$key"
 if [ -f "$dest/initramfs.cpio" ]; then
     echo "$dest/initramfs.cpio"; exit 0
 fi
@@ -30,11 +32,20 @@ cp "$sysroot/usr/bin/busybox" "$root/bin/busybox"
 cp "$IMAGES_DIR/init.sh" "$root/init"; chmod 755 "$root/init"
 cp "$module/rangefault.ko" "$root/lib/modules/"
 cp "$probe" "$root/bin/"
+# The kernel's own mm selftests that reach the paths our patches touch, built
+# static from the same tree: pfnmap (run against /dev/rangefault0) and
+# mremap_test.
+log "initramfs: building mm selftests (pfnmap, mremap_test) from the kernel tree"
+in_sysroot "$sysroot" sh -euc "
+    cd /cache/${kernel##*/}/src/tools/testing/selftests/mm
+    for t in pfnmap mremap_test; do
+        gcc -static -O2 -I.. -isystem ../../../include/uapi -isystem ../../../../usr/include \
+            \$t.c vm_util.c -o /cache/${partial##*/}/root/bin/\$t -lm
+    done
+" >&2 || die "building the kernel's mm selftests failed"
 in_sysroot "$sysroot" sh -c "cd /cache/${partial##*/}/root && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0 > ../initramfs.cpio"
 rm -rf "$root"
 rm -rf "$dest"; mv "$partial" "$dest"
-for old in "$RANGEFAULT_CACHE"/initramfs-*; do
-    [ "$old" = "$dest" ] || rm -rf "$old"
-done
+drop_stale initramfs "$flavour" "$dest"
 log "initramfs: $(du -h "$dest/initramfs.cpio" | cut -f1)"
 echo "$dest/initramfs.cpio"

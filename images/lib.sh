@@ -89,3 +89,52 @@ in_sysroot() {
     for m in "${mounts[@]}"; do umount -l "$m" || true; done
     return $rc
 }
+
+# The kernel flavour asked for: debug (default) or bench.
+kernel_flavour() {
+    local flavour="${RANGEFAULT_KERNEL_FLAVOUR:-debug}"
+    case "$flavour" in
+        debug|bench) echo "$flavour" ;;
+        *) die "RANGEFAULT_KERNEL_FLAVOUR must be debug or bench, not '$flavour'" ;;
+    esac
+}
+
+# "<sha256 of the series' patches, 12 hex> <patch names, comma-separated>":
+# which mm patches a kernel carries, for manifests and reports.
+kernel_patches_id() {
+    local names
+    names="$(grep -v '^#' "$IMAGES_DIR/patches/series" | grep . | paste -sd, -)"
+    echo "$(inputs_hash "$IMAGES_DIR/patches" | cut -c1-12) ${names:-none}"
+}
+
+# Applies patches/series to the kernel tree $2 (a path under $RANGEFAULT_CACHE),
+# with the sysroot $1's patch(1), each exactly (no fuzz): a sid update that
+# moves the context fails here, loudly, instead of misapplying.
+apply_kernel_patches() {
+    local sysroot="$1" tree="/cache/${2#"$RANGEFAULT_CACHE"/}" patch
+    mkdir -p "$RANGEFAULT_CACHE/patches.tmp"
+    cp "$IMAGES_DIR"/patches/*.patch "$RANGEFAULT_CACHE/patches.tmp/"
+    while IFS= read -r patch; do
+        case "$patch" in ''|'#'*) continue;; esac
+        log "kernel: applying $patch"
+        in_sysroot "$sysroot" patch -d "$tree" -p1 --forward --batch --fuzz=0 --quiet \
+            -i "/cache/patches.tmp/$patch" >&2 \
+            || die "kernel patch $patch does not apply to linux-source (did sid move it?); refresh images/patches/"
+    done <"$IMAGES_DIR/patches/series"
+    rm -rf "$RANGEFAULT_CACHE/patches.tmp"
+}
+
+# Removes step $1's cached outputs of flavour $2 other than $3, and those from
+# before flavours existed (<step>-<16 hex>).
+drop_stale() {
+    local step="$1" flavour="$2" keep="$3" old
+    for old in "$RANGEFAULT_CACHE/$step-$flavour-"* "$RANGEFAULT_CACHE/$step-"*; do
+        [ -e "$old" ] && [ "$old" != "$keep" ] || continue
+        case "${old##*/}" in
+            "$step-$flavour-"*) ;;
+            "$step-"[0-9a-f]*) [ "${#old}" -eq "$(( ${#RANGEFAULT_CACHE} + ${#step} + 18 ))" ] || continue ;;
+            *) continue ;;
+        esac
+        rm -rf "$old"
+    done
+}

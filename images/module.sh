@@ -6,14 +6,15 @@ source "$(dirname "$0")/lib.sh"
 kernel="$("$IMAGES_DIR/kernel.sh")"
 src="$REPO_DIR/guest-driver/module"
 key="$(inputs_hash "$0" "$IMAGES_DIR/lib.sh" "$kernel/manifest.txt" "$src")"
-dest="$RANGEFAULT_CACHE/module-$key"
+flavour="$(kernel_flavour)"
+dest="$RANGEFAULT_CACHE/module-$flavour-$key"
 if [ -f "$dest/rangefault.ko" ]; then
     echo "$dest"; exit 0
 fi
 take_cache_lock
 sysroot="$("$IMAGES_DIR/sysroot.sh")"
 partial="$dest.partial"
-rm -rf "$RANGEFAULT_CACHE"/module-*.partial; mkdir -p "$partial"
+rm -rf "$RANGEFAULT_CACHE"/module-"$flavour"-*.partial; mkdir -p "$partial"
 cp -r "$src"/. "$partial"/
 log "module: building rangefault.ko"
 # CLIPPY=1: the kernel's clippy configuration runs on the module; any warning fails below.
@@ -27,7 +28,5 @@ if grep -E '^(warning|error)' "$partial/build.log" >&2; then
     die "module build printed warnings"
 fi
 rm -rf "$dest"; mv "$partial" "$dest"
-for old in "$RANGEFAULT_CACHE"/module-*; do
-    [ "$old" = "$dest" ] || rm -rf "$old"
-done
+drop_stale module "$flavour" "$dest"
 echo "$dest"
