@@ -125,6 +125,9 @@ pub(crate) mod check {
     pub(crate) const MISMATCH_VA_HI: usize = 0x150;
     pub(crate) const MISMATCH_KIND: usize = 0x154;
     pub(crate) const SEQ: usize = 0x158;
+    pub(crate) const SMALLER_PAGES: usize = 0x15c;
+    pub(crate) const STATUS_PASS: u32 = 1;
+    pub(crate) const MEMTYPE_MIXED: u32 = 0xff;
 
     pub(crate) const FLAG_LA57: u32 = 1 << 0;
     pub(crate) const FLAG_REQUIRE_PRESENT: u32 = 1 << 1;

@@ -6,9 +6,9 @@ use core::mem::size_of;
 
 use kernel::{
     bindings, container_of,
-    fs::File,
+    fs::{file, File},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
-    mm::virt::{flags, VmaNew},
+    mm::virt::VmaNew,
     prelude::*,
     sync::{
         atomic::{Atomic, Full, Relaxed},
@@ -119,6 +119,37 @@ fn module_put() {
     unsafe { bindings::module_put(crate::THIS_MODULE.as_ptr()) }
 }
 
+/// Whether `file` was opened for writing: what every ioctl that changes the device needs.
+fn opened_for_write(file: &File) -> bool {
+    file.flags() & file::flags::O_ACCMODE != file::flags::O_RDONLY
+}
+
+/// Whether the caller may revoke every mapping of the device (all processes'), as `SET_ENABLED`
+/// does: besides write access, CAP_SYS_ADMIN, as for other device-wide teardown.
+fn may_revoke() -> bool {
+    // SAFETY: `capable` only reads the current task's credentials.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+}
+
+/// What an ioctl needs of its caller (README: "The driver's ioctls").
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum Access {
+    /// Read-only fds too: INFO, STATS, LATENCY, CHECK (they change nothing others see).
+    Read,
+    /// An fd opened for writing: SET_STRATEGY, RESET_STATS.
+    Write,
+    /// Write access and CAP_SYS_ADMIN: SET_ENABLED (it zaps every process's mappings).
+    Revoke,
+}
+
+fn required_access(cmd: u32) -> Access {
+    match cmd {
+        uapi::SET_STRATEGY | uapi::RESET_STATS => Access::Write,
+        uapi::SET_ENABLED => Access::Revoke,
+        _ => Access::Read,
+    }
+}
+
 fn write_user<T: AsBytes>(arg: usize, value: &T) -> Result {
     UserSlice::new(UserPtr::from_addr(arg), size_of::<T>())
         .writer()
@@ -153,7 +184,7 @@ impl MiscDevice for DeviceShared {
 
     fn mmap(shared: ArcBorrow<'_, Self>, _file: &File, vma: &VmaNew) -> Result {
         // A private (COW) PFN mapping is a kernel BUG once PUD entries are involved.
-        if vma.flags() & flags::SHARED == 0 {
+        if !vm::is_shared_mapping(vma) {
             return Err(EINVAL);
         }
         if shared.state_raw() == State::Gone as u32 {
@@ -177,14 +208,23 @@ impl MiscDevice for DeviceShared {
         Ok(())
     }
 
-    fn ioctl(shared: ArcBorrow<'_, Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(shared: ArcBorrow<'_, Self>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let access = required_access(cmd);
+        if access >= Access::Write && !opened_for_write(file) {
+            return Err(EBADF);
+        }
+        if access == Access::Revoke && !may_revoke() {
+            return Err(EPERM);
+        }
         match cmd {
             uapi::INFO => write_user(arg, &shared.info())?,
             uapi::STATS => write_user(arg, &shared.stats())?,
             uapi::LATENCY => write_user(arg, &shared.latency.snapshot())?,
             uapi::SET_STRATEGY => {
                 // Applies to mappings made from now on (each VMA keeps its own).
-                let strategy = Strategy::from_raw(read_user::<u32>(arg)?).ok_or(EINVAL)?;
+                let strategy = Strategy::from_raw(read_user::<u32>(arg)?)
+                    .filter(|s| crate::SUPPORTED_STRATEGIES & (1 << *s as u32) != 0)
+                    .ok_or(EINVAL)?;
                 shared.set_strategy(strategy);
             }
             uapi::SET_ENABLED => match read_user::<u32>(arg)? {

@@ -12,6 +12,12 @@
 //!   faulting address's 2 MiB block: the PMD of any other block might be a leaf, and PTEs must
 //!   never go under a PMD leaf. A device preferring 64 KiB pages gets 16 PTEs per fault.
 //!
+//! With the project's kernel patches, strategy `range-mm` does what the two paths above cannot:
+//! one `vmf_insert_range` call maps the whole window, from whichever handler the core calls
+//! first (every first touch of a none PMD or PUD reaches `huge_fault`, which spares the `->fault`
+//! retry under the per-VMA lock), with the leaves the mm picks, one walk and one lock hold per
+//! page table. The kernel says what it inserted, so the counters count exactly.
+//!
 //! The device may be revoked at any time (disable, unbind). We check before inserting, then again
 //! after a full barrier; `DeviceShared::revoke` changes the state with a full barrier before it
 //! zaps. Either the zap sees our entries, or we see the new state and zap them ourselves. Each
@@ -30,9 +36,13 @@ const PAGE_SHIFT: u32 = 12;
 pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
     let timer = FaultTimer::start();
     let shared = fault.shared();
+    shared.counters.handler_calls.add(1, Relaxed);
     let _in_flight = shared.fault_started();
     if !shared.enabled() {
         return refuse(fault);
+    }
+    if fault.strategy() == Strategy::RangeMm {
+        return map_range_mm(fault, &timer);
     }
     let geometry = shared.geometry;
     let span = fault.span();
@@ -68,16 +78,20 @@ pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
 /// entries (never an error).
 pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
     let timer = FaultTimer::start();
+    let shared = fault.shared();
+    shared.counters.handler_calls.add(1, Relaxed);
+    let _in_flight = shared.fault_started();
+    if !shared.enabled() {
+        return refuse(fault);
+    }
+    if fault.strategy() == Strategy::RangeMm {
+        return map_range_mm(fault, &timer);
+    }
     let leaf_size = match order {
         PMD_ORDER => PMD_SIZE,
         PUD_ORDER => PUD_SIZE,
         _ => return fall_back(fault),
     };
-    let shared = fault.shared();
-    let _in_flight = shared.fault_started();
-    if !shared.enabled() {
-        return refuse(fault);
-    }
     let geometry = shared.geometry;
     if fault.strategy() != Strategy::Range || geometry.page_size < leaf_size {
         return fall_back(fault);
@@ -104,12 +118,13 @@ pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
     };
     if result == NOPAGE {
         let counters = &shared.counters;
-        let faults = if leaf_size == PMD_SIZE {
-            &counters.faults_pmd
+        let (faults, inserts) = if leaf_size == PMD_SIZE {
+            (&counters.faults_pmd, &counters.pmd_inserts)
         } else {
-            &counters.faults_pud
+            (&counters.faults_pud, &counters.pud_inserts)
         };
         faults.add(1, Relaxed);
+        inserts.add(1, Relaxed);
         counters.bytes_inserted.add(leaf_size, Relaxed);
         let level = if leaf_size == PMD_SIZE {
             Level::Pmd
@@ -119,6 +134,54 @@ pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
         shared.latency.record(level, &timer);
     }
     recheck(fault, leaf, result)
+}
+
+/// `range-mm`, from either handler: the whole window in one `vmf_insert_range` call.
+#[cfg(rangefault_insert_range)]
+fn map_range_mm(fault: &FaultRef<'_>, timer: &FaultTimer) -> VmFault {
+    let shared = fault.shared();
+    let geometry = shared.geometry;
+    let span = fault.span();
+    let unit = window::range_mm_unit(&span, geometry.page_size);
+    let range = window::window(&span, fault.address(), unit, geometry.vram_size);
+    let pfn = (geometry.bar2_phys + span.offset_of(range.start)) >> PAGE_SHIFT;
+    let (result, inserted) = fault.insert_range(range, pfn);
+
+    let counters = &shared.counters;
+    counters.pte_inserts.add(inserted.pte, Relaxed);
+    counters.pmd_inserts.add(inserted.pmd, Relaxed);
+    counters.pud_inserts.add(inserted.pud, Relaxed);
+    counters.bytes_inserted.add(
+        inserted.pte * PAGE_SIZE + inserted.pmd * PMD_SIZE + inserted.pud * PUD_SIZE,
+        Relaxed,
+    );
+    if result == NOPAGE {
+        // A fault counts at the largest level it inserted; one that inserted nothing found the
+        // window mapped by a racing thread.
+        let level = if inserted.pud > 0 {
+            Some((&counters.faults_pud, Level::Pud))
+        } else if inserted.pmd > 0 {
+            Some((&counters.faults_pmd, Level::Pmd))
+        } else if inserted.pte > 0 {
+            Some((&counters.faults_pte, Level::Pte))
+        } else {
+            None
+        };
+        match level {
+            Some((faults, level)) => {
+                faults.add(1, Relaxed);
+                shared.latency.record(level, timer);
+            }
+            None => counters.already_mapped.add(1, Relaxed),
+        }
+    }
+    recheck(fault, range, result)
+}
+
+/// Without the kernel API no VMA gets `range-mm` (SET_STRATEGY refuses it).
+#[cfg(not(rangefault_insert_range))]
+fn map_range_mm(fault: &FaultRef<'_>, _timer: &FaultTimer) -> VmFault {
+    refuse(fault)
 }
 
 fn fall_back(fault: &FaultRef<'_>) -> VmFault {

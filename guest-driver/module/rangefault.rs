@@ -32,6 +32,14 @@ mod window;
 use core::marker::PhantomData;
 
 use chardev::{Chardev, DeviceName};
+use window::Strategy;
+
+/// Whether the kernel this module was built for has `vmf_insert_range` (see `Kbuild`).
+const KERNEL_HAS_INSERT_RANGE: bool = cfg!(rangefault_insert_range);
+/// Strategies this build serves (bit `n`: raw strategy `n`), reported by INFO.
+pub(crate) const SUPPORTED_STRATEGIES: u32 = Strategy::supported_mask(KERNEL_HAS_INSERT_RANGE);
+/// The strategy of a freshly bound device.
+pub(crate) const DEFAULT_STRATEGY: Strategy = Strategy::default_for(KERNEL_HAS_INSERT_RANGE);
 use shared::{DeviceShared, Geometry, State};
 
 kernel::module_pci_driver! {
@@ -196,12 +204,13 @@ impl<'bound> RangefaultDevice<'bound> {
         // The host test parses this line; keep its keys and formats.
         dev_info!(
             pdev,
-            "bound: vram={} page_size={} bar2={:#x} abi={} dev=/dev/{}\n",
+            "bound: vram={} page_size={} bar2={:#x} abi={} dev=/dev/{} insert_range={}\n",
             geometry.size,
             geometry.page_size(),
             vram_start,
             abi::ABI_VERSION,
-            name.name().to_str().unwrap_or("?")
+            name.name().to_str().unwrap_or("?"),
+            u32::from(KERNEL_HAS_INSERT_RANGE)
         );
         let device_name = name.name();
         Ok(try_pin_init!(Self {

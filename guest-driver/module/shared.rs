@@ -64,6 +64,10 @@ pub(crate) struct Counters {
     pub(crate) bytes_inserted: Atomic<u64>,
     pub(crate) zaps: Atomic<u64>,
     pub(crate) sigbus: Atomic<u64>,
+    pub(crate) handler_calls: Atomic<u64>,
+    pub(crate) already_mapped: Atomic<u64>,
+    pub(crate) pmd_inserts: Atomic<u64>,
+    pub(crate) pud_inserts: Atomic<u64>,
 }
 
 /// The address space every mapping of the device lives in, while a file is open.
@@ -87,6 +91,10 @@ impl Counters {
             bytes_inserted: Atomic::new(0),
             zaps: Atomic::new(0),
             sigbus: Atomic::new(0),
+            handler_calls: Atomic::new(0),
+            already_mapped: Atomic::new(0),
+            pmd_inserts: Atomic::new(0),
+            pud_inserts: Atomic::new(0),
         }
     }
 }
@@ -114,7 +122,7 @@ impl DeviceShared {
             try_pin_init!(Self {
                 geometry,
                 registers,
-                strategy: Atomic::new(Strategy::Range as u32),
+                strategy: Atomic::new(crate::DEFAULT_STRATEGY as u32),
                 state: Atomic::new(State::Enabled as u32),
                 faults_in_flight: Atomic::new(0),
                 counters: Counters::new(),
@@ -142,7 +150,7 @@ impl DeviceShared {
     }
 
     pub(crate) fn strategy(&self) -> Strategy {
-        Strategy::from_raw(self.strategy.load(Relaxed)).unwrap_or(Strategy::Range)
+        Strategy::from_raw(self.strategy.load(Relaxed)).unwrap_or(crate::DEFAULT_STRATEGY)
     }
 
     pub(crate) fn set_strategy(&self, strategy: Strategy) {
@@ -241,6 +249,8 @@ impl DeviceShared {
             bar2_phys: self.geometry.bar2_phys,
             strategy: self.strategy() as u32,
             state: self.state_raw(),
+            strategies: crate::SUPPORTED_STRATEGIES,
+            _reserved: 0,
         }
     }
 
@@ -255,6 +265,10 @@ impl DeviceShared {
             bytes_inserted: c.bytes_inserted.load(Relaxed),
             zaps: c.zaps.load(Relaxed),
             sigbus: c.sigbus.load(Relaxed),
+            handler_calls: c.handler_calls.load(Relaxed),
+            already_mapped: c.already_mapped.load(Relaxed),
+            pmd_inserts: c.pmd_inserts.load(Relaxed),
+            pud_inserts: c.pud_inserts.load(Relaxed),
         }
     }
 
@@ -270,6 +284,10 @@ impl DeviceShared {
             &c.bytes_inserted,
             &c.zaps,
             &c.sigbus,
+            &c.handler_calls,
+            &c.already_mapped,
+            &c.pmd_inserts,
+            &c.pud_inserts,
         ] {
             counter.store(0, kernel::sync::atomic::Release);
         }

@@ -20,21 +20,28 @@ pub(crate) struct Info {
     pub(crate) strategy: u32,
     /// [`crate::shared::State`] as its raw value.
     pub(crate) state: u32,
+    /// Strategies this driver and kernel serve: bit `n` set for raw strategy `n` (`range-mm`
+    /// only where the kernel has `vmf_insert_range`).
+    pub(crate) strategies: u32,
+    pub(crate) _reserved: u32,
 }
 
 /// `RANGEFAULT_IOC_STATS`: counters since load or the last `RESET_STATS`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Stats {
-    /// Faults served by inserting PTEs (one per call of `fault`).
+    /// Faults that inserted entries, by the largest level inserted: PTEs only. For `range-mm`
+    /// the kernel reports what it inserted, so a fault that lost a race counts in
+    /// `already_mapped` instead; the stock inserts cannot say whether the entry was there, so
+    /// for the other strategies this counts `fault` calls that returned NOPAGE.
     pub(crate) faults_pte: u64,
-    /// Faults served by inserting one PMD (2 MiB) leaf.
+    /// Faults that inserted PMD (2 MiB) leaves and no PUD (same caveat as `faults_pte`).
     pub(crate) faults_pmd: u64,
-    /// Faults served by inserting one PUD (1 GiB) leaf.
+    /// Faults that inserted a PUD (1 GiB) leaf (same caveat as `faults_pte`).
     pub(crate) faults_pud: u64,
     /// `huge_fault` calls answered with VM_FAULT_FALLBACK.
     pub(crate) fallbacks: u64,
-    /// PTE insert calls (already-present entries included).
+    /// PTEs inserted (stock strategies: `vmf_insert_pfn` calls, present entries included).
     pub(crate) pte_inserts: u64,
     /// Bytes covered by the entries inserted.
     pub(crate) bytes_inserted: u64,
@@ -42,6 +49,15 @@ pub(crate) struct Stats {
     pub(crate) zaps: u64,
     /// Faults refused with SIGBUS (device disabled or gone).
     pub(crate) sigbus: u64,
+    /// Every call of `fault` and `huge_fault`, whatever came of it.
+    pub(crate) handler_calls: u64,
+    /// `range-mm` handler calls that found the faulting address already mapped (a racing thread
+    /// inserted it) and inserted nothing.
+    pub(crate) already_mapped: u64,
+    /// PMD leaves inserted.
+    pub(crate) pmd_inserts: u64,
+    /// PUD leaves inserted.
+    pub(crate) pud_inserts: u64,
 }
 
 /// `RANGEFAULT_IOC_CHECK`: ask the device to verify, from the host, the page-table entries this
@@ -69,7 +85,8 @@ pub(crate) struct CheckArgs {
     pub(crate) mismatch_kind: u32,
     pub(crate) mismatch_va: u64,
     pub(crate) seq: u32,
-    pub(crate) _reserved: u32,
+    /// Pages mapped correctly by leaves smaller than the largest the strategy allows there.
+    pub(crate) smaller_pages: u32,
 }
 
 // SAFETY: `repr(C)`, fields ordered so that there is no padding (8,8,8 then 4-byte pairs, then
@@ -78,16 +95,17 @@ unsafe impl AsBytes for CheckArgs {}
 // SAFETY: as above; any bit pattern is a valid value of each field.
 unsafe impl kernel::transmute::FromBytes for CheckArgs {}
 
-// SAFETY: `repr(C)` structs of `u64`s and two trailing `u32`s: no padding, every byte initialised.
+// SAFETY: `repr(C)` structs of `u64`s and four trailing `u32`s: no padding, every byte initialised.
 unsafe impl AsBytes for Info {}
 // SAFETY: `repr(C)` struct of `u64`s only: no padding.
 unsafe impl AsBytes for Stats {}
 
 pub(crate) const INFO: u32 = _IOR::<Info>(MAGIC, 0);
 pub(crate) const STATS: u32 = _IOR::<Stats>(MAGIC, 1);
-/// Argument: `u32` strategy (0 page, 1 prefault16, 2 range).
+/// Argument: `u32` strategy (0 page, 1 prefault16, 2 range, 3 range-mm). Needs write access.
 pub(crate) const SET_STRATEGY: u32 = _IOW::<u32>(MAGIC, 2);
-/// Argument: `u32`, 0 disables (zapping every mapping), 1 enables again.
+/// Argument: `u32`, 0 disables (zapping every mapping), 1 enables again. Needs write access and
+/// CAP_SYS_ADMIN.
 pub(crate) const SET_ENABLED: u32 = _IOW::<u32>(MAGIC, 3);
 /// One level's fault-latency histogram: bucket `i` counts faults of `[2^i, 2^(i+1))` ns.
 #[repr(C)]

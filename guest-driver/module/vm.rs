@@ -8,7 +8,7 @@
 //! is visible; everything else goes through [`FaultRef`], a small safe wrapper the fault logic in
 //! `fault.rs` uses without any `unsafe` of its own.
 
-use core::ffi::{c_uint, c_void};
+use kernel::ffi::{c_int, c_uint, c_ulong, c_void};
 use core::marker::PhantomData;
 
 use kernel::{
@@ -47,8 +47,8 @@ static VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
     close: Some(vma_close),
     fault: Some(fault),
     huge_fault: Some(huge_fault),
-    // Reads through the page tables + ioremap: what ptrace and /proc/PID/mem need for PFNMAPs.
-    access: Some(bindings::generic_access_phys),
+    // What ptrace and /proc/PID/mem use: served from the VMA's offset, faulted in or not.
+    access: Some(access),
     ..pin_init::zeroed()
 });
 
@@ -77,6 +77,14 @@ impl AddressSpace {
         // the end"; even_cows is moot for MAP_SHARED-only mappings.
         unsafe { bindings::unmap_mapping_range(self.0, 0, 0, 1) };
     }
+}
+
+/// Whether a new VMA is a shared mapping. `VM_MAYSHARE` is the bit that says so: the kernel
+/// clears `VM_SHARED` for a read-only file. The 7.2 binding of `VM_MAYSHARE` has the value of
+/// `VM_MAYEXEC` (fixed by the project's kernel patches, but the module must build on stock
+/// kernels too), so take the bit number instead.
+pub(crate) fn is_shared_mapping(vma: &VmaNew) -> bool {
+    vma.flags() & (1 << bindings::VMA_MAYSHARE_BIT) != 0
 }
 
 /// Whether `vma` is one of this driver's mappings.
@@ -126,6 +134,16 @@ unsafe fn context_of<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, Vm
 pub(crate) fn strategy_of(vma: &VmaRef) -> Option<Strategy> {
     // SAFETY: `is_ours` confirmed it is our VMA, and `vma` is borrowed (so open) for the call.
     is_ours(vma).then(|| unsafe { context_of(vma.as_ptr()) }.strategy)
+}
+
+/// Entries one `vmf_insert_range` call installed, by level (entries already present with the
+/// right pfn are not counted).
+#[cfg(rangefault_insert_range)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RangeInserted {
+    pub(crate) pud: u64,
+    pub(crate) pmd: u64,
+    pub(crate) pte: u64,
 }
 
 /// One page fault on one of our VMAs, for the duration of the fault handler.
@@ -207,6 +225,33 @@ impl<'a> FaultRef<'a> {
         unsafe { bindings::vmf_insert_pfn_pud(self.vmf, pfn as usize, self.is_write()) }
     }
 
+    /// Maps `range` (inside the VMA, holding the faulting address) onto the physically
+    /// contiguous pfns from `pfn` with one `vmf_insert_range` call: the mm picks the largest
+    /// leaves that fit, walks the tables once and takes each table's lock once.
+    #[cfg(rangefault_insert_range)]
+    pub(crate) fn insert_range(&self, range: Range, pfn: u64) -> (VmFault, RangeInserted) {
+        let mut count = bindings::vmf_insert_range_count::default();
+        // SAFETY: `vmf` is valid for `'a` (type invariant), its VMA a shared VM_PFNMAP (mmap
+        // enforced both) read-locked by the core for the call; the range holds the faulting
+        // address and lies in the VMA (the window is clipped to it); `count` is a local.
+        let result = unsafe {
+            bindings::vmf_insert_range(
+                self.vmf,
+                range.start as usize,
+                pfn as usize,
+                (range.len() / PAGE_SIZE) as usize,
+                (*self.vma.as_ptr()).vm_page_prot,
+                &mut count,
+            )
+        };
+        let inserted = RangeInserted {
+            pud: count.pud as u64,
+            pmd: count.pmd as u64,
+            pte: count.pte as u64,
+        };
+        (result, inserted)
+    }
+
     /// Removes whatever this VMA maps in `range` (used when the device went away mid-fault).
     pub(crate) fn zap(&self, range: Range) {
         self.vma
@@ -230,6 +275,94 @@ unsafe extern "C" fn huge_fault(vmf: *mut bindings::vm_fault, order: c_uint) -> 
     // SAFETY: as for `fault`.
     let fault = unsafe { FaultRef::from_raw(vmf) };
     crate::fault::map_huge(&fault, order)
+}
+
+/// A window of VRAM mapped write-combining into the kernel for one `access` call.
+struct IoWindow {
+    addr: *mut c_void,
+    len: usize,
+}
+
+impl IoWindow {
+    /// Maps `len` bytes of bus address `phys` (inside BAR2, whose WC memtype probe reserved).
+    fn map_wc(phys: u64, len: usize) -> Option<Self> {
+        // SAFETY: `phys..phys + len` lies in BAR2 (the caller checked it against VRAM); a WC
+        // mapping matches the memtype reserved for the whole BAR.
+        let addr = unsafe { bindings::ioremap_wc(phys, len as c_ulong) };
+        (!addr.is_null()).then_some(Self { addr, len })
+    }
+
+    fn read(&self, out: &mut [u8]) {
+        let len = out.len().min(self.len);
+        // SAFETY: `addr` maps `self.len` bytes of I/O memory; `out` has at least `len` bytes.
+        unsafe { bindings::memcpy_fromio(out.as_mut_ptr().cast(), self.addr, len) };
+    }
+
+    fn write(&self, data: &[u8]) {
+        let len = data.len().min(self.len);
+        // SAFETY: as for `read`, in the other direction.
+        unsafe { bindings::memcpy_toio(self.addr, data.as_ptr().cast(), len) };
+    }
+}
+
+impl Drop for IoWindow {
+    fn drop(&mut self) {
+        // SAFETY: `addr` came from `ioremap_wc` and is unmapped once, here.
+        unsafe { bindings::iounmap(self.addr) };
+    }
+}
+
+/// `vm_ops->access`: ptrace, `/proc/PID/mem` and friends reading or writing a mapping of ours.
+/// The VMA's offset says which VRAM byte an address maps, so pages never faulted in are served
+/// too (`generic_access_phys` needs a present PTE and fails with EIO otherwise). A revoked
+/// device serves nothing: the access counts as a fault in flight, so revocation waits for it.
+///
+/// # Safety
+///
+/// Called by the mm core as `vm_ops->access` of one of our VMAs (held open, mmap lock held for
+/// reading), with `buf` valid for `len` bytes.
+unsafe extern "C" fn access(
+    vma: *mut bindings::vm_area_struct,
+    addr: c_ulong,
+    buf: *mut c_void,
+    len: c_int,
+    write: c_int,
+) -> c_int {
+    // SAFETY: per the caller, `vma` is ours, open and read-locked for this call.
+    let (vma_ref, context) = unsafe { (VmaRef::from_raw(vma), context_of(vma)) };
+    let shared = &context.shared;
+    let _in_flight = shared.fault_started();
+    if !shared.enabled() {
+        return -(bindings::EIO as c_int);
+    }
+    let addr = addr as u64;
+    let Some(offset) = vma_offset(vma_ref) else {
+        return -(bindings::EIO as c_int);
+    };
+    let start = vma_ref.start() as u64;
+    if addr < start || addr >= vma_ref.end() as u64 {
+        return -(bindings::EFAULT as c_int);
+    }
+    let offset = offset + (addr - start);
+    // One page per call, as generic_access_phys does; the core loops over the rest.
+    let in_page = (PAGE_SIZE - addr % PAGE_SIZE) as usize;
+    let len = (len.max(0) as usize)
+        .min(in_page)
+        .min((shared.geometry.vram_size.saturating_sub(offset)) as usize);
+    if len == 0 {
+        return 0;
+    }
+    let Some(window) = IoWindow::map_wc(shared.geometry.bar2_phys + offset, len) else {
+        return -(bindings::ENOMEM as c_int);
+    };
+    // SAFETY: the core hands a kernel buffer of at least `len` bytes (we only shortened it).
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
+    if write != 0 {
+        window.write(buf);
+    } else {
+        window.read(buf);
+    }
+    len as c_int
 }
 
 /// A VMA of ours was duplicated (fork, split, mremap): it takes its own reference.

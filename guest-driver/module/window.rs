@@ -14,8 +14,12 @@ pub(crate) enum Strategy {
     Page = 0,
     /// 16 pages (an aligned 64 KiB block) per fault, like TTM's prefault.
     Prefault16 = 1,
-    /// The device's preferred page size per fault: range insertion.
+    /// The device's preferred page size per fault, approximated with the stock exports (one
+    /// huge leaf per fault, PTEs inserted one call at a time).
     Range = 2,
+    /// The device's preferred page size per fault, in one `vmf_insert_range` call (one walk, one
+    /// lock hold per page table). Only on kernels carrying that mm API.
+    RangeMm = 3,
 }
 
 impl Strategy {
@@ -24,6 +28,7 @@ impl Strategy {
             0 => Some(Self::Page),
             1 => Some(Self::Prefault16),
             2 => Some(Self::Range),
+            3 => Some(Self::RangeMm),
             _ => None,
         }
     }
@@ -33,7 +38,29 @@ impl Strategy {
         match self {
             Self::Page => PAGE_SIZE,
             Self::Prefault16 => 16 * PAGE_SIZE,
-            Self::Range => page_size,
+            Self::Range | Self::RangeMm => page_size,
+        }
+    }
+
+    /// Strategies this build can serve, as a bitmask of raw values: `RangeMm` needs a kernel
+    /// with `vmf_insert_range` (see `Kbuild`).
+    pub(crate) const fn supported_mask(kernel_has_insert_range: bool) -> u32 {
+        let stock =
+            (1 << Self::Page as u32) | (1 << Self::Prefault16 as u32) | (1 << Self::Range as u32);
+        if kernel_has_insert_range {
+            stock | (1 << Self::RangeMm as u32)
+        } else {
+            stock
+        }
+    }
+
+    /// What a new mapping gets until user space picks: the real range insertion where the
+    /// kernel has it, else its stock approximation.
+    pub(crate) const fn default_for(kernel_has_insert_range: bool) -> Self {
+        if kernel_has_insert_range {
+            Self::RangeMm
+        } else {
+            Self::Range
         }
     }
 }
@@ -106,6 +133,20 @@ pub(crate) fn window(vma: &VmaSpan, va: u64, unit: u64, vram_size: u64) -> Range
     Range {
         start: va - back,
         end: va + ahead,
+    }
+}
+
+/// Most bytes one `range-mm` fault maps where the VMA cannot get PMD leaves (VA and BAR offset
+/// not congruent modulo 2 MiB): 1024 PTEs. A 1 GiB device page mapped at a 4 KiB-congruent
+/// address would otherwise ask for 262144 PTEs (512 tables) in one fault.
+pub(crate) const RANGE_MM_MAX_PTE_BYTES: u64 = 4 << 20;
+
+/// The window unit of a `range-mm` fault in `vma` on a device preferring `page_size`.
+pub(crate) fn range_mm_unit(vma: &VmaSpan, page_size: u64) -> u64 {
+    if vma.start.wrapping_sub(vma.offset).is_multiple_of(PMD_SIZE) {
+        page_size
+    } else {
+        page_size.min(RANGE_MM_MAX_PTE_BYTES)
     }
 }
 
@@ -199,6 +240,38 @@ mod tests {
         let w = window(&v, 0x4000_1000 + 3 * MIB, 2 * MIB, 1 << 30);
         assert_eq!(w.len(), 2 * MIB);
         assert_eq!(huge_leaf_fits(&v, w, 0x4000_1000 + 3 * MIB, 2 * MIB), None);
+    }
+
+    #[test]
+    fn range_mm_clamps_pte_only_windows() {
+        // Congruent modulo 2 MiB: the whole device page.
+        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30), 1 << 30);
+        assert_eq!(range_mm_unit(&vma(0x4020_0000, GIB_T, 0), 1 << 30), 1 << 30);
+        // Only 4 KiB congruent: at most 1024 PTEs.
+        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 1 << 30), 4 * MIB);
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 64 << 10),
+            64 << 10
+        );
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_1000, GIB_T, 0x1000), 1 << 30),
+            1 << 30
+        );
+    }
+
+    const GIB_T: u64 = 1 << 30;
+
+    #[test]
+    fn strategy_masks_and_defaults() {
+        assert_eq!(Strategy::supported_mask(false), 0b0111);
+        assert_eq!(Strategy::supported_mask(true), 0b1111);
+        assert_eq!(Strategy::default_for(true), Strategy::RangeMm);
+        assert_eq!(Strategy::default_for(false), Strategy::Range);
+        for raw in 0..4 {
+            assert_eq!(Strategy::from_raw(raw).map(|s| s as u32), Some(raw));
+        }
+        assert_eq!(Strategy::from_raw(4), None);
+        assert_eq!(Strategy::RangeMm.unit(4 << 20), 4 << 20);
     }
 
     #[test]
