@@ -127,7 +127,8 @@ fn opened_for_write(file: &File) -> bool {
 /// Whether the caller may revoke every mapping of the device (all processes'), as `SET_ENABLED`
 /// does: besides write access, CAP_SYS_ADMIN, as for other device-wide teardown.
 fn may_revoke() -> bool {
-    // SAFETY: `capable` only reads the current task's credentials.
+    // SAFETY: we are in process context (an ioctl), so `current` and its credentials are valid;
+    // `capable` may mark the task as having used privilege, which is what it is for.
     unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
 }
 

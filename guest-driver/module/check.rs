@@ -65,7 +65,7 @@ pub(crate) fn run(shared: &DeviceShared, args: &mut CheckArgs) -> Result {
     let mut cursor = args.va;
     while cursor < end {
         let vma = locked.vma_lookup(cursor as usize).ok_or(EINVAL)?;
-        let Some(mapped_with) = vm::strategy_of(vma) else {
+        let Some(mapped_with) = vm::strategy_of(vma, shared) else {
             return Err(EINVAL);
         };
         let piece_end = end.min(vma.end() as u64);
@@ -95,6 +95,10 @@ pub(crate) fn run(shared: &DeviceShared, args: &mut CheckArgs) -> Result {
             Some(so_far) => merge(so_far, result),
         });
         cursor = piece_end;
+        // Each piece is a synchronous host walk: let a range over many VMAs be interrupted.
+        if cursor < end && task.signal_pending() {
+            return Err(EINTR);
+        }
     }
     drop(locked);
     if let Some(result) = merged {
@@ -164,12 +168,13 @@ fn merge(a: CheckArgs, b: CheckArgs) -> CheckArgs {
         status: failed.status,
         mismatch_kind: failed.mismatch_kind,
         mismatch_va: failed.mismatch_va,
-        pages: a.pages + b.pages,
-        present: a.present + b.present,
-        leaves_4k: a.leaves_4k + b.leaves_4k,
-        leaves_2m: a.leaves_2m + b.leaves_2m,
-        leaves_1g: a.leaves_1g + b.leaves_1g,
-        smaller_pages: a.smaller_pages + b.smaller_pages,
+        // The device saturates its counts; so does the sum (a range over many VMAs).
+        pages: a.pages.saturating_add(b.pages),
+        present: a.present.saturating_add(b.present),
+        leaves_4k: a.leaves_4k.saturating_add(b.leaves_4k),
+        leaves_2m: a.leaves_2m.saturating_add(b.leaves_2m),
+        leaves_1g: a.leaves_1g.saturating_add(b.leaves_1g),
+        smaller_pages: a.smaller_pages.saturating_add(b.smaller_pages),
         memtype: match (a.present, b.present) {
             (0, _) => b.memtype,
             (_, 0) => a.memtype,

@@ -42,7 +42,7 @@ pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
         return refuse(fault);
     }
     if fault.strategy() == Strategy::RangeMm {
-        return map_range_mm(fault, &timer);
+        return map_range_mm(fault, &timer, Handler::Fault);
     }
     let geometry = shared.geometry;
     let span = fault.span();
@@ -85,7 +85,7 @@ pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
         return refuse(fault);
     }
     if fault.strategy() == Strategy::RangeMm {
-        return map_range_mm(fault, &timer);
+        return map_range_mm(fault, &timer, Handler::HugeFault);
     }
     let leaf_size = match order {
         PMD_ORDER => PMD_SIZE,
@@ -136,13 +136,22 @@ pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
     recheck(fault, leaf, result)
 }
 
+/// Which handler the core called.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handler {
+    /// `huge_fault`: the PUD or PMD was none, huge leaves are allowed.
+    HugeFault,
+    /// `fault`: only PTEs can go in here (THP disabled, or a PTE table exists).
+    Fault,
+}
+
 /// `range-mm`, from either handler: the whole window in one `vmf_insert_range` call.
 #[cfg(rangefault_insert_range)]
-fn map_range_mm(fault: &FaultRef<'_>, timer: &FaultTimer) -> VmFault {
+fn map_range_mm(fault: &FaultRef<'_>, timer: &FaultTimer, handler: Handler) -> VmFault {
     let shared = fault.shared();
     let geometry = shared.geometry;
     let span = fault.span();
-    let unit = window::range_mm_unit(&span, geometry.page_size);
+    let unit = window::range_mm_unit(&span, geometry.page_size, handler == Handler::Fault);
     let range = window::window(&span, fault.address(), unit, geometry.vram_size);
     let pfn = (geometry.bar2_phys + span.offset_of(range.start)) >> PAGE_SHIFT;
     let (result, inserted) = fault.insert_range(range, pfn);
@@ -172,7 +181,9 @@ fn map_range_mm(fault: &FaultRef<'_>, timer: &FaultTimer) -> VmFault {
                 faults.add(1, Relaxed);
                 shared.latency.record(level, timer);
             }
-            None => counters.already_mapped.add(1, Relaxed),
+            None if inserted.present > 0 => counters.already_mapped.add(1, Relaxed),
+            // Raced with zaps more often than the kernel retries: the access faults again.
+            None => {}
         }
     }
     recheck(fault, range, result)
@@ -180,7 +191,7 @@ fn map_range_mm(fault: &FaultRef<'_>, timer: &FaultTimer) -> VmFault {
 
 /// Without the kernel API no VMA gets `range-mm` (SET_STRATEGY refuses it).
 #[cfg(not(rangefault_insert_range))]
-fn map_range_mm(fault: &FaultRef<'_>, _timer: &FaultTimer) -> VmFault {
+fn map_range_mm(fault: &FaultRef<'_>, _timer: &FaultTimer, _handler: Handler) -> VmFault {
     refuse(fault)
 }
 

@@ -51,8 +51,8 @@ pub(crate) struct Stats {
     pub(crate) sigbus: u64,
     /// Every call of `fault` and `huge_fault`, whatever came of it.
     pub(crate) handler_calls: u64,
-    /// `range-mm` handler calls that found the faulting address already mapped (a racing thread
-    /// inserted it) and inserted nothing.
+    /// `range-mm` handler calls that inserted nothing because the window was mapped already (a
+    /// racing thread inserted it, or a write fault upgraded a read-only leaf).
     pub(crate) already_mapped: u64,
     /// PMD leaves inserted.
     pub(crate) pmd_inserts: u64,

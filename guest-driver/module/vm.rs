@@ -130,10 +130,15 @@ unsafe fn context_of<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, Vm
     unsafe { ArcBorrow::from_raw((*vma).vm_private_data.cast::<VmaContext>()) }
 }
 
-/// The strategy a VMA of ours was mapped with (`None` if it is not ours).
-pub(crate) fn strategy_of(vma: &VmaRef) -> Option<Strategy> {
+/// The strategy `vma` was mapped with, if it is a mapping of the device `shared` (`None` for
+/// any other VMA, another rangefault device's included: its offsets mean another BAR).
+pub(crate) fn strategy_of(vma: &VmaRef, shared: &DeviceShared) -> Option<Strategy> {
+    if !is_ours(vma) {
+        return None;
+    }
     // SAFETY: `is_ours` confirmed it is our VMA, and `vma` is borrowed (so open) for the call.
-    is_ours(vma).then(|| unsafe { context_of(vma.as_ptr()) }.strategy)
+    let context = unsafe { context_of(vma.as_ptr()) };
+    core::ptr::eq(&*context.shared, shared).then_some(context.strategy)
 }
 
 /// Entries one `vmf_insert_range` call installed, by level (entries already present with the
@@ -144,6 +149,8 @@ pub(crate) struct RangeInserted {
     pub(crate) pud: u64,
     pub(crate) pmd: u64,
     pub(crate) pte: u64,
+    /// Pages that already mapped the right pfn.
+    pub(crate) present: u64,
 }
 
 /// One page fault on one of our VMAs, for the duration of the fault handler.
@@ -231,9 +238,10 @@ impl<'a> FaultRef<'a> {
     #[cfg(rangefault_insert_range)]
     pub(crate) fn insert_range(&self, range: Range, pfn: u64) -> (VmFault, RangeInserted) {
         let mut count = bindings::vmf_insert_range_count::default();
-        // SAFETY: `vmf` is valid for `'a` (type invariant), its VMA a shared VM_PFNMAP (mmap
-        // enforced both) read-locked by the core for the call; the range holds the faulting
-        // address and lies in the VMA (the window is clipped to it); `count` is a local.
+        // SAFETY: `vmf` is valid for `'a` (type invariant), its VMA a VM_PFNMAP that is not a COW
+        // mapping (mmap required VM_MAYSHARE) read-locked by the core for the call; the range
+        // holds the faulting address and lies in the VMA (the window is clipped to it); `count`
+        // is a local.
         let result = unsafe {
             bindings::vmf_insert_range(
                 self.vmf,
@@ -248,6 +256,7 @@ impl<'a> FaultRef<'a> {
             pud: count.pud as u64,
             pmd: count.pmd as u64,
             pte: count.pte as u64,
+            present: count.present as u64,
         };
         (result, inserted)
     }
@@ -330,6 +339,11 @@ unsafe extern "C" fn access(
 ) -> c_int {
     // SAFETY: per the caller, `vma` is ours, open and read-locked for this call.
     let (vma_ref, context) = unsafe { (VmaRef::from_raw(vma), context_of(vma)) };
+    // ptrace and /proc/PID/mem come here without GUP's permission checks: a read-only mapping
+    // must not become a way to write VRAM (generic_access_phys refuses it the same way).
+    if write != 0 && vma_ref.flags() & flags::WRITE == 0 {
+        return -(bindings::EINVAL as c_int);
+    }
     let shared = &context.shared;
     let _in_flight = shared.fault_started();
     if !shared.enabled() {

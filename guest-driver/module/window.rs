@@ -136,14 +136,16 @@ pub(crate) fn window(vma: &VmaSpan, va: u64, unit: u64, vram_size: u64) -> Range
     }
 }
 
-/// Most bytes one `range-mm` fault maps where the VMA cannot get PMD leaves (VA and BAR offset
-/// not congruent modulo 2 MiB): 1024 PTEs. A 1 GiB device page mapped at a 4 KiB-congruent
-/// address would otherwise ask for 262144 PTEs (512 tables) in one fault.
+/// Most bytes one `range-mm` fault maps where it can only get PTEs: 1024 PTEs. A 1 GiB device
+/// page would otherwise ask for 262144 PTEs (512 tables) in one fault.
 pub(crate) const RANGE_MM_MAX_PTE_BYTES: u64 = 4 << 20;
 
-/// The window unit of a `range-mm` fault in `vma` on a device preferring `page_size`.
-pub(crate) fn range_mm_unit(vma: &VmaSpan, page_size: u64) -> u64 {
-    if vma.start.wrapping_sub(vma.offset).is_multiple_of(PMD_SIZE) {
+/// The window unit of a `range-mm` fault in `vma` on a device preferring `page_size`. Only
+/// PTEs fit where VA and BAR offset are not congruent modulo 2 MiB, and whenever the core
+/// called `fault` rather than `huge_fault` (`ptes_only`: THP disabled for the VMA, or a PTE
+/// table already there): then the window is clamped.
+pub(crate) fn range_mm_unit(vma: &VmaSpan, page_size: u64, ptes_only: bool) -> u64 {
+    if !ptes_only && vma.start.wrapping_sub(vma.offset).is_multiple_of(PMD_SIZE) {
         page_size
     } else {
         page_size.min(RANGE_MM_MAX_PTE_BYTES)
@@ -244,19 +246,16 @@ mod tests {
 
     #[test]
     fn range_mm_clamps_pte_only_windows() {
-        // Congruent modulo 2 MiB: the whole device page.
-        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30), 1 << 30);
-        assert_eq!(range_mm_unit(&vma(0x4020_0000, GIB_T, 0), 1 << 30), 1 << 30);
+        // Congruent modulo 2 MiB, from huge_fault: the whole device page.
+        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30, false), 1 << 30);
+        assert_eq!(range_mm_unit(&vma(0x4020_0000, GIB_T, 0), 1 << 30, false), 1 << 30);
         // Only 4 KiB congruent: at most 1024 PTEs.
-        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 1 << 30), 4 * MIB);
-        assert_eq!(
-            range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 64 << 10),
-            64 << 10
-        );
-        assert_eq!(
-            range_mm_unit(&vma(0x4000_1000, GIB_T, 0x1000), 1 << 30),
-            1 << 30
-        );
+        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 1 << 30, false), 4 * MIB);
+        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 64 << 10, false), 64 << 10);
+        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0x1000), 1 << 30, false), 1 << 30);
+        // From ->fault (THP disabled, or a PTE table exists): PTEs only, clamped.
+        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30, true), 4 * MIB);
+        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 2 * MIB, true), 2 * MIB);
     }
 
     const GIB_T: u64 = 1 << 30;
