@@ -2,9 +2,12 @@
 //! and driver, and prints one `RANGEFAULT-RESULT <json>` line per scenario
 //! for the host's vmm to collect. Exit code 0 means every check passed.
 
+mod access_control;
+mod bench;
 mod faults;
 mod mapping;
 mod regs;
+mod selftests;
 mod semantics;
 mod skeleton;
 mod sysfs;
@@ -53,7 +56,14 @@ impl ProbeError {
     }
 }
 
-const SCENARIOS: &[&str] = &["skeleton", "faults", "touch-all", "semantics"];
+const SCENARIOS: &[&str] = &[
+    "skeleton",
+    "faults",
+    "touch-all",
+    "semantics",
+    "mm-selftests",
+    "bench",
+];
 
 /// One check inside a scenario.
 #[derive(Serialize)]
@@ -83,15 +93,30 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
             let regs = regs::Registers::open(&function)?;
             let device = uapi::Device::open()?;
             let mut pass = true;
-            for strategy in uapi::Strategy::ALL {
+            let strategies = device.info()?.strategies();
+            for &strategy in &strategies {
                 let result = faults::run_one(&device, &regs, strategy)?;
+                pass &= result.touch.pass;
+                emit(&result);
+            }
+            if strategies.contains(&uapi::Strategy::RangeMm) {
+                let result = faults::run_misaligned(&device, uapi::Strategy::RangeMm)?;
                 pass &= result.pass;
                 emit(&result);
             }
             Ok(pass)
         }
         "semantics" => {
-            let result = semantics::run()?;
+            let mut pass = true;
+            for result in semantics::run_all()? {
+                pass &= result.pass;
+                emit(&result);
+            }
+            Ok(pass)
+        }
+        "bench" => bench::run(emit),
+        "mm-selftests" => {
+            let result = selftests::run()?;
             let pass = result.pass;
             emit(&result);
             Ok(pass)

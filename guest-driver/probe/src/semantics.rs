@@ -10,7 +10,7 @@ use serde::Serialize;
 use device_model::pattern;
 
 use crate::sysfs::PciFunction;
-use crate::uapi::{Device, Strategy};
+use crate::uapi::{Device, HostCheck, Strategy};
 use crate::vmap::DeviceMapping;
 use crate::{Check, ProbeError};
 
@@ -22,6 +22,7 @@ pub struct SemanticsResult {
     pub scenario: &'static str,
     pub pass: bool,
     pub page_size: u64,
+    pub strategy: &'static str,
     pub checks: Vec<Check>,
 }
 
@@ -63,6 +64,23 @@ fn first_bad(mapping: &DeviceMapping, from: usize, to: usize) -> Option<usize> {
         .find(|&at| mapping.read64(at) != pattern::word(SEED, mapping.offset + at as u64))
 }
 
+/// The host's check of all of `m` (with the strategy it was mapped with).
+fn host_view(device: &Device, m: &DeviceMapping) -> Result<HostCheck, String> {
+    device
+        .check(m.va(), m.len, 0, None)
+        .map_err(|e| e.to_string())
+}
+
+/// [`host_view`], which must pass.
+fn host_passes(device: &Device, m: &DeviceMapping, what: &str) -> Result<HostCheck, String> {
+    let host = host_view(device, m)?;
+    if host.pass {
+        Ok(host)
+    } else {
+        Err(format!("host check {what}: {host:?}"))
+    }
+}
+
 fn verify(mapping: &DeviceMapping, from: usize, to: usize) -> Result<(), String> {
     match first_bad(mapping, from, to) {
         None => Ok(()),
@@ -102,10 +120,22 @@ fn exited_ok(status: libc::c_int) -> bool {
     libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
 }
 
-pub fn run() -> Result<SemanticsResult, ProbeError> {
+/// Runs the scenario once per range-insertion strategy the kernel serves (stock `range`, and
+/// `range-mm` on the patched kernel).
+pub fn run_all() -> Result<Vec<SemanticsResult>, ProbeError> {
+    let strategies: Vec<Strategy> = Device::open()?
+        .info()?
+        .strategies()
+        .into_iter()
+        .filter(|s| s.is_range())
+        .collect();
+    strategies.into_iter().map(run).collect()
+}
+
+pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
     let device = Device::open()?;
     let info = device.info()?;
-    device.set_strategy(Strategy::Range)?;
+    device.set_strategy(strategy)?;
     let align = (info.page_size as usize).clamp(2 * MIB, 1 << 30);
     let len = (8 * MIB)
         .max(2 * info.page_size as usize)
@@ -298,12 +328,7 @@ pub fn run() -> Result<SemanticsResult, ProbeError> {
         stamp(&m);
         verify(&m, 0, m.len)?;
         // The host must find smaller, correct entries where huge ones cannot fit.
-        let host = device
-            .check(m.va(), m.len, 0, None)
-            .map_err(|e| e.to_string())?;
-        if !host.pass {
-            return Err(format!("host check: {host:?}"));
-        }
+        let host = host_passes(&device, &m, "of the unaligned mapping")?;
         Ok(format!(
             "VA {:#x} (4 KiB past alignment), offset {offset:#x}: data correct, host check {:?}",
             m.va(),
@@ -356,16 +381,9 @@ pub fn run() -> Result<SemanticsResult, ProbeError> {
             .set_strategy(Strategy::Page)
             .map_err(|e| e.to_string())?;
         stamp_range(&m, half, m.len);
-        device
-            .set_strategy(Strategy::Range)
-            .map_err(|e| e.to_string())?;
+        device.set_strategy(strategy).map_err(|e| e.to_string())?;
         verify(&m, 0, m.len)?;
-        let host = device
-            .check(m.va(), m.len, 0, None)
-            .map_err(|e| e.to_string())?;
-        if !host.pass {
-            return Err(format!("host check: {host:?}"));
-        }
+        let host = host_passes(&device, &m, "after a mid-mapping SET_STRATEGY")?;
         Ok(format!(
             "leaves after a mid-mapping SET_STRATEGY: {:?}",
             host.leaves
@@ -393,6 +411,53 @@ pub fn run() -> Result<SemanticsResult, ProbeError> {
         });
         verify(&m, 0, m.len)?;
         Ok("8 threads faulted the same windows; data correct".into())
+    }));
+
+    checks.push(check("racing_threads_count_each_window_once", || {
+        racing_rounds(&device, strategy, &map, len, info.page_size)
+    }));
+
+    checks.push(check("read_only_shared_mapping", || {
+        let m = map(0, len, 0)?;
+        stamp(&m);
+        read_only_mapping_reads(&m)
+    }));
+
+    checks.push(check("control_ioctls_need_write_access_and_cap", || {
+        crate::access_control::run(&device)
+    }));
+
+    checks.push(check("access_serves_pages_never_faulted", || {
+        let writer = map(0, len, 0)?;
+        stamp(&writer);
+        access_untouched(&device, &writer, &map)
+    }));
+
+    checks.push(check("mremap_part_of_a_huge_entry", || {
+        let m = map(0, len, 0)?;
+        stamp(&m);
+        let part = 2 * MIB;
+        let target = map(0, part, 4096)?; // a 4 KiB-misaligned landing area
+                                          // SAFETY: moving the first `part` bytes of our own mapping onto our own other mapping.
+        let moved = unsafe {
+            libc::mremap(
+                m.ptr.cast(),
+                part,
+                part,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                target.ptr.cast::<libc::c_void>(),
+            )
+        };
+        if moved == libc::MAP_FAILED {
+            return Err(format!("mremap: errno {}", errno()));
+        }
+        verify(&target, 0, part)?;
+        verify(&m, part, m.len)?;
+        Ok("moved 2 MiB out of a huge entry to a misaligned address; both sides intact".into())
+    }));
+
+    checks.push(check("host_check_after_nohugepage_and_across_vmas", || {
+        host_check_smaller_leaves(&device, &map, len)
     }));
 
     checks.push(check("disable_gives_sigbus_enable_refaults", || {
@@ -434,9 +499,9 @@ pub fn run() -> Result<SemanticsResult, ProbeError> {
             )
         };
         let beyond_errno = errno();
-        let bad_strategy = device.raw_ioctl(0x4004_7202, 7);
+        let bad_strategy = device.raw_ioctl(crate::uapi::SET_STRATEGY, 7);
         let bad_request = device.raw_ioctl(0x1234, 0);
-        let bad_pointer = device.raw_ioctl(0x8020_7200, 16);
+        let bad_pointer = device.raw_ioctl(crate::uapi::INFO, 16);
         let ok = private == libc::MAP_FAILED
             && private_errno == libc::EINVAL
             && beyond == libc::MAP_FAILED
@@ -509,8 +574,228 @@ pub fn run() -> Result<SemanticsResult, ProbeError> {
         scenario: "semantics",
         pass,
         page_size: info.page_size,
+        strategy: strategy.name(),
         checks,
     })
+}
+
+type MapFn<'a> = dyn Fn(u64, usize, usize) -> Result<DeviceMapping, String> + 'a;
+
+/// Rounds of 8 threads touching every window of a mapping from different starts, with a zap
+/// (disable/enable) between rounds. `range-mm` faults are counted exactly (the kernel says what
+/// it inserted): one per window per round, whoever wins the race; the stock inserts cannot say,
+/// so there a lost race still counts and only the upper bound (handler calls) holds.
+fn racing_rounds(
+    device: &Device,
+    strategy: Strategy,
+    map: &MapFn<'_>,
+    len: usize,
+    page_size: u64,
+) -> Result<String, String> {
+    const ROUNDS: usize = 1000;
+    const THREADS: usize = 8;
+    // A few windows, touched by all threads at once: the races, not the bytes, are the point.
+    let m = map(0, len.min((4 * page_size as usize).max(2 * MIB)), 0)?;
+    let window = (page_size as usize).clamp(4096, m.len);
+    let windows = m.len / window;
+    let va = m.va();
+    let (mut faults, mut calls, mut lost) = (0u64, 0u64, 0u64);
+    for round in 0..ROUNDS {
+        device.reset_stats().map_err(|e| e.to_string())?;
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                scope.spawn(move || {
+                    for i in 0..windows {
+                        let w = (i + t + round) % windows;
+                        // Threads touch different pages of the same windows.
+                        let at = w * window + (t * 4096) % window;
+                        // SAFETY: inside the live mapping, 8-byte aligned.
+                        unsafe { ((va + at) as *const u64).read_volatile() };
+                    }
+                });
+            }
+        });
+        let stats = device.stats().map_err(|e| e.to_string())?;
+        faults += stats.faults();
+        calls += stats.handler_calls;
+        lost += stats.already_mapped;
+        if strategy == Strategy::RangeMm && stats.faults() != windows as u64 {
+            return Err(format!(
+                "round {round}: {} faults for {windows} windows ({stats:?})",
+                stats.faults()
+            ));
+        }
+        if stats.faults() < windows as u64 || stats.handler_calls < stats.faults() {
+            return Err(format!("round {round}: {stats:?} for {windows} windows"));
+        }
+        // Zap everything: the next round faults every window again.
+        device.set_enabled(false).map_err(|e| e.to_string())?;
+        device.set_enabled(true).map_err(|e| e.to_string())?;
+    }
+    let host = host_view(device, &m)?;
+    // After the last zap nothing is present: touch all, then the host must agree.
+    if host.present != 0 {
+        return Err(format!("entries survived the last zap: {host:?}"));
+    }
+    stamp(&m);
+    verify(&m, 0, m.len)?;
+    host_passes(device, &m, "after the rounds")?;
+    Ok(format!(
+        "{ROUNDS} rounds x {THREADS} threads x {windows} windows: {faults} faults, {calls} handler calls, {lost} lost races"
+    ))
+}
+
+/// `open(O_RDONLY)` + `mmap(PROT_READ, MAP_SHARED)`: how the kernel's own pfnmap selftest maps.
+fn read_only_mapping_reads(stamped: &DeviceMapping) -> Result<String, String> {
+    let file = std::fs::File::open(crate::uapi::DEVICE_PATH).map_err(|e| e.to_string())?;
+    let len = stamped.len.min(4 * MIB);
+    // SAFETY: a fresh read-only shared mapping of the device, unmapped below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            stamped.offset as libc::off_t,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(format!("read-only shared mmap: errno {}", errno()));
+    }
+    let bad = (0..len).step_by(4096).find(|&at| {
+        // SAFETY: inside the read-only mapping just made.
+        let word = unsafe { ptr.cast::<u8>().add(at).cast::<u64>().read_volatile() };
+        word != pattern::word(SEED, stamped.offset + at as u64)
+    });
+    // SAFETY: a private (COW) mapping must still be refused.
+    let private = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    let private_errno = errno();
+    // SAFETY: our own mapping.
+    unsafe { libc::munmap(ptr, len) };
+    if private != libc::MAP_FAILED {
+        return Err("MAP_PRIVATE on a read-only fd succeeded".into());
+    }
+    match bad {
+        Some(at) => Err(format!("wrong data at +{at:#x} through the read-only mapping")),
+        None => Ok(format!(
+            "read {len} bytes through O_RDONLY + PROT_READ/MAP_SHARED; MAP_PRIVATE errno {private_errno}"
+        )),
+    }
+}
+
+/// `/proc/self/mem` reads and writes pages of a mapping that were never faulted in (served from
+/// the VMA's offset by `vm_ops->access`), without faulting them; a revoked device serves EIO.
+fn access_untouched(
+    device: &Device,
+    writer: &DeviceMapping,
+    map: &MapFn<'_>,
+) -> Result<String, String> {
+    let fresh = map(writer.offset, writer.len, 0)?;
+    let mut mem = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/proc/self/mem")
+        .map_err(|e| e.to_string())?;
+    device.reset_stats().map_err(|e| e.to_string())?;
+    let at = fresh.len / 2 + 3 * 4096 + 8;
+    let mut word = [0u8; 8];
+    mem.seek(SeekFrom::Start((fresh.va() + at) as u64))
+        .map_err(|e| e.to_string())?;
+    mem.read_exact(&mut word)
+        .map_err(|e| format!("read: {e}"))?;
+    let expected = pattern::word(SEED, writer.offset + (at - 8) as u64);
+    let read_back = u64::from_le_bytes(word);
+    // Bytes 8..16 of the page hold no pattern word: compare through the writer instead.
+    let through_writer = writer.read64(at);
+    if read_back != through_writer {
+        return Err(format!(
+            "/proc/self/mem read {read_back:#x}, the mapping holds {through_writer:#x}"
+        ));
+    }
+    let page = at - 8;
+    mem.seek(SeekFrom::Start((fresh.va() + page) as u64))
+        .map_err(|e| e.to_string())?;
+    mem.read_exact(&mut word)
+        .map_err(|e| format!("read: {e}"))?;
+    if u64::from_le_bytes(word) != expected {
+        return Err(format!(
+            "/proc/self/mem read {:#x}, expected {expected:#x}",
+            u64::from_le_bytes(word)
+        ));
+    }
+    let poke = 0x5a5a_0000_0000_0000u64 | at as u64;
+    mem.seek(SeekFrom::Start((fresh.va() + at) as u64))
+        .map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut mem, &poke.to_le_bytes()).map_err(|e| format!("write: {e}"))?;
+    let faults = device.stats().map_err(|e| e.to_string())?.handler_calls;
+    if writer.read64(at) != poke {
+        return Err("a write through /proc/self/mem did not reach VRAM".into());
+    }
+    if faults != 0 {
+        return Err(format!(
+            "access faulted the mapping in ({faults} handler calls)"
+        ));
+    }
+    device.set_enabled(false).map_err(|e| e.to_string())?;
+    mem.seek(SeekFrom::Start((fresh.va() + page) as u64))
+        .map_err(|e| e.to_string())?;
+    let revoked = mem.read_exact(&mut word);
+    device.set_enabled(true).map_err(|e| e.to_string())?;
+    match revoked {
+        Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+            Ok("read and wrote never-faulted pages with no fault; EIO while revoked".into())
+        }
+        other => Err(format!("/proc/self/mem on a revoked device: {other:?}")),
+    }
+}
+
+/// The host check follows what the kernel allows: 4 KiB leaves after MADV_NOHUGEPAGE are
+/// correct (smaller than possible, not a mismatch), and a range over several VMAs is checked
+/// VMA by VMA against each one's own offset.
+fn host_check_smaller_leaves(
+    device: &Device,
+    map: &MapFn<'_>,
+    len: usize,
+) -> Result<String, String> {
+    let m = map(0, len, 0)?;
+    // SAFETY: advice on our own mapping.
+    if unsafe { libc::madvise(m.ptr.cast(), m.len, libc::MADV_NOHUGEPAGE) } != 0 {
+        return Err(format!("madvise(MADV_NOHUGEPAGE): errno {}", errno()));
+    }
+    stamp(&m);
+    verify(&m, 0, m.len)?;
+    let host = host_view(device, &m)?;
+    if !host.pass || host.leaves.m2 != 0 || host.leaves.g1 != 0 {
+        return Err(format!("after MADV_NOHUGEPAGE: {host:?}"));
+    }
+    let nohuge = format!("{:?}", host.leaves);
+    // Three VMAs: split the middle off with mprotect (same offsets, same pages).
+    let m = map(0, len, 0)?;
+    stamp(&m);
+    let third = (m.len / 3) & !(2 * MIB - 1);
+    // SAFETY: changing the protection of the middle of our own mapping.
+    if unsafe { libc::mprotect(m.ptr.add(third).cast(), third, libc::PROT_READ) } != 0 {
+        return Err(format!("mprotect: errno {}", errno()));
+    }
+    verify(&m, 0, m.len)?;
+    let host = host_view(device, &m)?;
+    if !host.pass || host.pages as usize != m.len / 4096 {
+        return Err(format!("over three VMAs: {host:?}"));
+    }
+    Ok(format!(
+        "MADV_NOHUGEPAGE: {nohuge} (smaller: {}); three VMAs: {:?}",
+        host.smaller_pages, host.leaves
+    ))
 }
 
 /// `OpenOptions::custom_flags(O_DIRECT)` with a readable name.

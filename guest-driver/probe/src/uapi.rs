@@ -17,6 +17,26 @@ pub struct Info {
     pub bar2_phys: u64,
     pub strategy: u32,
     pub state: u32,
+    /// Bit `n`: raw strategy `n` is served (`range-mm` needs the patched kernel).
+    pub strategies: u32,
+    pub reserved: u32,
+}
+
+impl Info {
+    /// The strategies this driver and kernel serve, in ABI order.
+    pub fn strategies(&self) -> Vec<Strategy> {
+        Strategy::ALL
+            .into_iter()
+            .filter(|s| self.strategies & (1 << *s as u32) != 0)
+            .collect()
+    }
+
+    /// The strategy a mapping gets when nobody chose one: the driver's current one.
+    pub fn current_strategy(&self) -> Option<Strategy> {
+        Strategy::ALL
+            .into_iter()
+            .find(|s| *s as u32 == self.strategy)
+    }
 }
 
 #[repr(C)]
@@ -30,10 +50,15 @@ pub struct Stats {
     pub bytes_inserted: u64,
     pub zaps: u64,
     pub sigbus: u64,
+    pub handler_calls: u64,
+    pub already_mapped: u64,
+    pub pmd_inserts: u64,
+    pub pud_inserts: u64,
 }
 
 impl Stats {
-    /// Page faults the driver served (one per fault, whatever it inserted).
+    /// Faults that inserted entries (see the driver's `uapi::Stats`: exact for `range-mm`; for
+    /// the stock strategies, handler calls that returned NOPAGE).
     pub fn faults(&self) -> u64 {
         self.faults_pte + self.faults_pmd + self.faults_pud
     }
@@ -61,6 +86,7 @@ pub struct Latency {
 #[derive(Clone, Debug, Serialize)]
 pub struct LatencySummary {
     pub count: u64,
+    pub sum_ns: u64,
     pub mean_ns: u64,
     pub p50_ns_le: u64,
     pub p99_ns_le: u64,
@@ -85,6 +111,7 @@ impl From<&LatencyLevel> for LatencySummary {
         };
         LatencySummary {
             count: level.count,
+            sum_ns: level.sum_ns,
             mean_ns: level.sum_ns.checked_div(level.count).unwrap_or(0),
             p50_ns_le: if level.count > 0 { percentile(50) } else { 0 },
             p99_ns_le: if level.count > 0 { percentile(99) } else { 0 },
@@ -110,22 +137,36 @@ pub struct FaultLatency {
 
 /// The driver's fault strategies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     Page = 0,
     Prefault16 = 1,
+    /// Range insertion with the stock exports.
     Range = 2,
+    /// Range insertion with `vmf_insert_range` (patched kernels only).
+    RangeMm = 3,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 3] = [Strategy::Page, Strategy::Prefault16, Strategy::Range];
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Page,
+        Strategy::Prefault16,
+        Strategy::Range,
+        Strategy::RangeMm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Page => "page",
             Strategy::Prefault16 => "prefault16",
             Strategy::Range => "range",
+            Strategy::RangeMm => "range-mm",
         }
+    }
+
+    /// Whether the strategy inserts the device's preferred page size per fault.
+    pub fn is_range(self) -> bool {
+        matches!(self, Strategy::Range | Strategy::RangeMm)
     }
 }
 
@@ -134,13 +175,13 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> libc::c_ulong {
 }
 const IOC_READ: u32 = 2;
 const IOC_WRITE: u32 = 1;
-const INFO: libc::c_ulong = ioc(IOC_READ, 0, std::mem::size_of::<Info>());
-const STATS: libc::c_ulong = ioc(IOC_READ, 1, std::mem::size_of::<Stats>());
-const SET_STRATEGY: libc::c_ulong = ioc(IOC_WRITE, 2, 4);
-const SET_ENABLED: libc::c_ulong = ioc(IOC_WRITE, 3, 4);
-const RESET_STATS: libc::c_ulong = ioc(0, 4, 0);
-const LATENCY: libc::c_ulong = ioc(IOC_READ, 6, std::mem::size_of::<Latency>());
-const CHECK: libc::c_ulong = ioc(IOC_READ | IOC_WRITE, 5, std::mem::size_of::<CheckArgs>());
+pub const INFO: libc::c_ulong = ioc(IOC_READ, 0, std::mem::size_of::<Info>());
+pub const STATS: libc::c_ulong = ioc(IOC_READ, 1, std::mem::size_of::<Stats>());
+pub const SET_STRATEGY: libc::c_ulong = ioc(IOC_WRITE, 2, 4);
+pub const SET_ENABLED: libc::c_ulong = ioc(IOC_WRITE, 3, 4);
+pub const RESET_STATS: libc::c_ulong = ioc(0, 4, 0);
+pub const LATENCY: libc::c_ulong = ioc(IOC_READ, 6, std::mem::size_of::<Latency>());
+pub const CHECK: libc::c_ulong = ioc(IOC_READ | IOC_WRITE, 5, std::mem::size_of::<CheckArgs>());
 
 /// `RANGEFAULT_IOC_CHECK` argument (mirrors the driver's `CheckArgs`).
 #[repr(C)]
@@ -161,7 +202,8 @@ pub struct CheckArgs {
     pub mismatch_kind: u32,
     pub mismatch_va: u64,
     pub seq: u32,
-    pub reserved: u32,
+    /// Pages mapped correctly by leaves smaller than the largest the strategy allows there.
+    pub smaller_pages: u32,
 }
 
 /// What the host found, as the guest reports it (`host_check` in each scenario result).
@@ -172,6 +214,9 @@ pub struct HostCheck {
     pub pages: u32,
     pub present: u32,
     pub leaves: Leaves,
+    /// Pages mapped correctly by smaller leaves than possible (THP disabled, an existing PTE
+    /// table): not a mismatch.
+    pub smaller_pages: u32,
     pub memtype: &'static str,
     pub first_mismatch: Option<Mismatch>,
     /// Index + 1 of the full record in the host report's `host_checks.records`.
@@ -233,6 +278,7 @@ impl From<CheckArgs> for HostCheck {
                 m2: a.leaves_2m,
                 g1: a.leaves_1g,
             },
+            smaller_pages: a.smaller_pages,
             memtype,
             first_mismatch: kind.map(|kind| Mismatch {
                 va: format!("{:#x}", a.mismatch_va),

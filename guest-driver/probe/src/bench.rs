@@ -1,0 +1,111 @@
+//! `bench`: what touching 1 GiB costs under each strategy, in interleaved rounds.
+//!
+//! Each round maps a fresh 1 GiB (or all of VRAM, if smaller) with every strategy the kernel
+//! serves, in an order rotated by one each round (ABCD, BCDA, ...), so slow drifts of a noisy
+//! host land on every strategy alike; the host (`fault-bench`) turns the rounds into medians of
+//! per-round ratios. Per cell: the driver's faults and entries, its handler time (the sum of the
+//! latency histograms), the user-visible time to touch every page once, and the VMA-lock
+//! retries the kernel counted (`/proc/vmstat`, where PER_VMA_LOCK_STATS is on).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::faults::mapping_alignment;
+use crate::uapi::{Device, Strategy};
+use crate::vmap::{minor_faults, DeviceMapping};
+use crate::ProbeError;
+
+const GIB: u64 = 1 << 30;
+const PAGE: usize = 4096;
+/// Rounds per run: enough for a median with a spread, few enough for TCG.
+const ROUNDS: usize = 5;
+
+#[derive(Serialize)]
+pub struct BenchCell {
+    pub scenario: &'static str,
+    pub pass: bool,
+    pub round: usize,
+    pub strategy: &'static str,
+    pub page_size: u64,
+    pub touched_bytes: u64,
+    pub faults: u64,
+    pub minflt: u64,
+    pub handler_calls: u64,
+    pub pte_inserts: u64,
+    pub pmd_inserts: u64,
+    pub pud_inserts: u64,
+    /// Time inside the driver's fault handlers, summed.
+    pub handler_ns: u64,
+    /// From the first touch to the last, as the program sees it (exceptions, retries, TLB).
+    pub touch_ns: u64,
+    /// `vma_lock_retry` delta: faults redone under the mmap lock (None without the stats).
+    pub vma_lock_retries: Option<u64>,
+}
+
+fn vmstat(name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/vmstat").ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn cell(device: &Device, strategy: Strategy, round: usize) -> Result<BenchCell, ProbeError> {
+    let info = device.info()?;
+    let touched = info.vram_size.min(GIB);
+    device.set_strategy(strategy)?;
+    let align = mapping_alignment(info.page_size) as usize;
+    let mapping = DeviceMapping::new(device, 0, touched as usize, align, 0)?;
+    device.reset_stats()?;
+    let retries_before = vmstat("vma_lock_retry");
+    let minflt_before = minor_faults();
+    let started = Instant::now();
+    let mut sum = 0u64;
+    for at in (0..mapping.len).step_by(PAGE) {
+        sum = sum.wrapping_add(mapping.read64(at));
+    }
+    let touch_ns = started.elapsed().as_nanos() as u64;
+    std::hint::black_box(sum);
+    let minflt = minor_faults() - minflt_before;
+    let retries = retries_before
+        .zip(vmstat("vma_lock_retry"))
+        .map(|(a, b)| b - a);
+    let stats = device.stats()?;
+    let latency = device.latency()?;
+    let handler_ns = [&latency.pte, &latency.pmd, &latency.pud]
+        .iter()
+        .map(|l| l.sum_ns)
+        .sum();
+    Ok(BenchCell {
+        scenario: "bench",
+        pass: stats.faults() > 0 && minflt >= stats.faults(),
+        round,
+        strategy: strategy.name(),
+        page_size: info.page_size,
+        touched_bytes: touched,
+        faults: stats.faults(),
+        minflt,
+        handler_calls: stats.handler_calls,
+        pte_inserts: stats.pte_inserts,
+        pmd_inserts: stats.pmd_inserts,
+        pud_inserts: stats.pud_inserts,
+        handler_ns,
+        touch_ns,
+        vma_lock_retries: retries,
+    })
+}
+
+/// Runs every round, handing each cell to `emit` as soon as it is measured.
+pub fn run(mut emit: impl FnMut(&BenchCell)) -> Result<bool, ProbeError> {
+    let device = Device::open()?;
+    let strategies = device.info()?.strategies();
+    let mut pass = true;
+    for round in 0..ROUNDS {
+        for i in 0..strategies.len() {
+            let strategy = strategies[(i + round) % strategies.len()];
+            let result = cell(&device, strategy, round)?;
+            pass &= result.pass;
+            emit(&result);
+        }
+    }
+    Ok(pass)
+}
