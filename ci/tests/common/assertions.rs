@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::scenarios_named;
+use super::{has_insert_range, scenarios_named};
 
 /// The `faults` scenario's results in `report` for a device with `page_bytes` preferred pages:
 /// every strategy's fault count is the formula's exactly, data crossed both ways, the host saw
@@ -13,7 +13,13 @@ pub fn assert_fault_matrix(report: &Value, page_bytes: u64) {
         .iter()
         .filter_map(|r| r["strategy"].as_str())
         .collect();
-    assert_eq!(strategies, ["page", "prefault16", "range"], "{report:#}");
+    // The CI kernel carries the project's mm patches, so range-mm runs beside the stock three.
+    assert!(has_insert_range(report), "{report:#}");
+    assert_eq!(
+        strategies,
+        ["page", "prefault16", "range", "range-mm"],
+        "{report:#}"
+    );
     for result in &results {
         let show = serde_json::to_string(result).unwrap_or_default();
         assert_eq!(result["page_size"], page_bytes, "{show}");
@@ -34,7 +40,12 @@ pub fn assert_fault_matrix(report: &Value, page_bytes: u64) {
         report["host_checks"]["by_status"]["mismatch"], wrong,
         "{report:#}"
     );
-    assert_eq!(report["host_checks"]["by_status"]["pass"], 3, "{report:#}");
+    // One passing check per strategy, and one for the misaligned range-mm mapping.
+    assert_eq!(
+        report["host_checks"]["by_status"]["pass"],
+        results.len() + 1,
+        "{report:#}"
+    );
     // The levels the faults were served at are what the strategy and size call for.
     let range = results
         .iter()
@@ -50,6 +61,59 @@ pub fn assert_fault_matrix(report: &Value, page_bytes: u64) {
         p if p >= 2 << 20 => assert!(pmd.as_u64() > Some(0) && pte == 0 && pud == 0, "{range}"),
         _ => assert!(pte.as_u64() > Some(0) && pmd == 0 && pud == 0, "{range}"),
     }
+    assert_range_mm(&results, page_bytes);
+    assert_misaligned(report, page_bytes);
+}
+
+/// `range-mm` on a 4 KiB-incongruent mapping: one fault per window of the device page (at most
+/// 4 MiB of PTEs), windows that straddle a 2 MiB VA boundary included; all 4 KiB leaves.
+fn assert_misaligned(report: &Value, page_bytes: u64) {
+    let result = scenarios_named(report, "faults-misaligned")[0];
+    let show = serde_json::to_string(result).unwrap_or_default();
+    let touched = result["touched_bytes"].as_u64().expect("touched_bytes");
+    let per_fault = page_bytes.min(4 << 20);
+    assert_eq!(result["strategy"], "range-mm", "{show}");
+    assert_eq!(result["faults"], touched.div_ceil(per_fault), "{show}");
+    assert_eq!(result["faults"], result["expected_faults"], "{show}");
+    assert_eq!(result["pte_inserts"], touched / 4096, "{show}");
+    assert_eq!(result["host_check"]["pass"], true, "{show}");
+    assert_eq!(
+        result["host_check"]["leaves"]["4K"],
+        touched / 4096,
+        "{show}"
+    );
+    assert_eq!(result["pass"], true, "{show}");
+}
+
+/// `range-mm` at `page_bytes`: one fault per device page, each inserting exactly the entries
+/// that page takes (a 4 MiB page: 2 PMDs in one fault; 64 KiB: 16 PTEs), no fallbacks, no lost
+/// races (one thread), and every handler call a fault.
+fn assert_range_mm(results: &[&Value], page_bytes: u64) {
+    let result = results
+        .iter()
+        .find(|r| r["strategy"] == "range-mm")
+        .expect("range-mm result");
+    let show = serde_json::to_string(result).unwrap_or_default();
+    let touched = result["touched_bytes"].as_u64().expect("touched_bytes");
+    let faults = touched.div_ceil(page_bytes);
+    assert_eq!(result["faults"], faults, "{show}");
+    assert_eq!(result["handler_calls"], faults, "{show}");
+    assert_eq!(result["fallbacks"], 0, "{show}");
+    assert_eq!(result["already_mapped"], 0, "{show}");
+    let (pte, pmd, pud) = match page_bytes {
+        p if p >= 1 << 30 => (0, 0, touched >> 30),
+        p if p >= 2 << 20 => (0, touched >> 21, 0),
+        _ => (touched >> 12, 0, 0),
+    };
+    assert_eq!(result["pte_inserts"], pte, "{show}");
+    assert_eq!(result["pmd_inserts"], pmd, "{show}");
+    assert_eq!(result["pud_inserts"], pud, "{show}");
+    let level = match page_bytes {
+        p if p >= 1 << 30 => "faults_pud",
+        p if p >= 2 << 20 => "faults_pmd",
+        _ => "faults_pte",
+    };
+    assert_eq!(result[level], faults, "{show}");
 }
 
 /// The host's walk of the guest page tables agrees with the strategy: every touched page present,
@@ -64,8 +128,8 @@ pub fn assert_host_view(result: &Value, page_bytes: u64) {
     assert_eq!(host["pages"], touched / 4096, "{show}");
     assert_eq!(host["present"], touched / 4096, "{show}");
     let leaf = match (result["strategy"].as_str(), page_bytes) {
-        (Some("range"), p) if p >= 1 << 30 => "1G",
-        (Some("range"), p) if p >= 2 << 20 => "2M",
+        (Some("range" | "range-mm"), p) if p >= 1 << 30 => "1G",
+        (Some("range" | "range-mm"), p) if p >= 2 << 20 => "2M",
         _ => "4K",
     };
     let leaf_bytes: u64 = match leaf {
@@ -102,12 +166,19 @@ pub fn assert_host_view(result: &Value, page_bytes: u64) {
     }
 }
 
-/// Every check of the `semantics` scenario passed.
+/// Every check of the `semantics` scenario passed, for stock `range` and for `range-mm`.
 pub fn assert_semantics(report: &Value) {
-    let result: &Value = scenarios_named(report, "semantics")[0];
-    let checks = result["checks"].as_array().expect("checks");
-    assert!(checks.len() >= 16, "{result:#}");
-    for check in checks {
-        assert_eq!(check["pass"], true, "{check}");
+    let results = scenarios_named(report, "semantics");
+    let strategies: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["strategy"].as_str())
+        .collect();
+    assert_eq!(strategies, ["range", "range-mm"], "{report:#}");
+    for result in results {
+        let checks = result["checks"].as_array().expect("checks");
+        assert!(checks.len() >= 22, "{result:#}");
+        for check in checks {
+            assert_eq!(check["pass"], true, "{} {check}", result["strategy"]);
+        }
     }
 }

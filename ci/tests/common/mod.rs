@@ -88,22 +88,33 @@ pub fn boot_scenario_on(
     page: &str,
     scenario: &str,
 ) -> Option<Value> {
+    boot_scenario_with(engine, name, vram, page, scenario, &[])
+}
+
+/// [`boot_scenario_on`] with more `vmm run` arguments (e.g. `--memory 4G`).
+pub fn boot_scenario_with(
+    engine: &str,
+    name: &str,
+    vram: &str,
+    page: &str,
+    scenario: &str,
+    extra: &[&str],
+) -> Option<Value> {
     if !can_boot() {
         return None;
     }
-    let (code, report) = boot(
-        name,
-        &[
-            "--engine",
-            engine,
-            "--vram",
-            vram,
-            "--page-size",
-            page,
-            "--scenario",
-            scenario,
-        ],
-    );
+    let mut args = vec![
+        "--engine",
+        engine,
+        "--vram",
+        vram,
+        "--page-size",
+        page,
+        "--scenario",
+        scenario,
+    ];
+    args.extend_from_slice(extra);
+    let (code, report) = boot(name, &args);
     let show = serde_json::to_string_pretty(&report).unwrap_or_default();
     assert_eq!(
         report["guest_log_problems"],
@@ -111,9 +122,16 @@ pub fn boot_scenario_on(
         "{show}"
     );
     assert_eq!(report["host"]["vram_trapped_accesses"], 0, "{show}");
+    // QEMU printed no warning (e.g. "Could not enable error recovery": the ERR irq is served).
+    assert_eq!(report["engine_warnings"], serde_json::json!([]), "{show}");
     assert_eq!(code, 0, "vmm failed; report:\n{show}");
     assert_eq!(report["pass"], true, "{show}");
     Some(report)
+}
+
+/// Whether the guest's driver has the `range-mm` strategy (a kernel with `vmf_insert_range`).
+pub fn has_insert_range(report: &Value) -> bool {
+    report["guest_driver"]["insert_range"] == true
 }
 
 /// The results of the guest scenario `name` in `report`.
