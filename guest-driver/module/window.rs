@@ -247,15 +247,36 @@ mod tests {
     #[test]
     fn range_mm_clamps_pte_only_windows() {
         // Congruent modulo 2 MiB, from huge_fault: the whole device page.
-        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30, false), 1 << 30);
-        assert_eq!(range_mm_unit(&vma(0x4020_0000, GIB_T, 0), 1 << 30, false), 1 << 30);
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30, false),
+            1 << 30
+        );
+        assert_eq!(
+            range_mm_unit(&vma(0x4020_0000, GIB_T, 0), 1 << 30, false),
+            1 << 30
+        );
         // Only 4 KiB congruent: at most 1024 PTEs.
-        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 1 << 30, false), 4 * MIB);
-        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 64 << 10, false), 64 << 10);
-        assert_eq!(range_mm_unit(&vma(0x4000_1000, GIB_T, 0x1000), 1 << 30, false), 1 << 30);
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 1 << 30, false),
+            4 * MIB
+        );
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_1000, GIB_T, 0), 64 << 10, false),
+            64 << 10
+        );
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_1000, GIB_T, 0x1000), 1 << 30, false),
+            1 << 30
+        );
         // From ->fault (THP disabled, or a PTE table exists): PTEs only, clamped.
-        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30, true), 4 * MIB);
-        assert_eq!(range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 2 * MIB, true), 2 * MIB);
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 1 << 30, true),
+            4 * MIB
+        );
+        assert_eq!(
+            range_mm_unit(&vma(0x4000_0000, GIB_T, 0), 2 * MIB, true),
+            2 * MIB
+        );
     }
 
     const GIB_T: u64 = 1 << 30;
