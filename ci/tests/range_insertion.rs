@@ -69,6 +69,12 @@ fn semantics_64k() {
     semantics("256M", "64K");
 }
 
+/// A 4 MiB page is a pair of PMDs: partial munmap of the pair, mremap of half of it.
+#[test]
+fn semantics_4m() {
+    semantics("1G", "4M");
+}
+
 /// PUD leaves: mremap moves them (the kernel used to log "bad pud" and clear them), a partial
 /// move splits them; the console scan flags any such message.
 #[test]

@@ -138,12 +138,15 @@ pub(crate) fn window(vma: &VmaSpan, va: u64, unit: u64, vram_size: u64) -> Range
 
 /// Most bytes one `range-mm` fault maps where it can only get PTEs: 1024 PTEs. A 1 GiB device
 /// page would otherwise ask for 262144 PTEs (512 tables) in one fault.
+// Only range-mm uses this and `range_mm_unit`: unused in builds for stock kernels.
+#[allow(dead_code)]
 pub(crate) const RANGE_MM_MAX_PTE_BYTES: u64 = 4 << 20;
 
 /// The window unit of a `range-mm` fault in `vma` on a device preferring `page_size`. Only
 /// PTEs fit where VA and BAR offset are not congruent modulo 2 MiB, and whenever the core
 /// called `fault` rather than `huge_fault` (`ptes_only`: THP disabled for the VMA, or a PTE
 /// table already there): then the window is clamped.
+#[allow(dead_code)]
 pub(crate) fn range_mm_unit(vma: &VmaSpan, page_size: u64, ptes_only: bool) -> u64 {
     if !ptes_only && vma.start.wrapping_sub(vma.offset).is_multiple_of(PMD_SIZE) {
         page_size

@@ -176,7 +176,7 @@ pub fn assert_semantics(report: &Value) {
     assert_eq!(strategies, ["range", "range-mm"], "{report:#}");
     for result in results {
         let checks = result["checks"].as_array().expect("checks");
-        assert!(checks.len() >= 22, "{result:#}");
+        assert!(checks.len() >= 23, "{result:#}");
         for check in checks {
             assert_eq!(check["pass"], true, "{} {check}", result["strategy"]);
         }

@@ -457,8 +457,39 @@ pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
     }));
 
     checks.push(check("host_check_after_nohugepage_and_across_vmas", || {
-        host_check_smaller_leaves(&device, &map, len)
+        host_check_smaller_leaves(&device, &map, len, info.page_size)
     }));
+
+    checks.push(check(
+        "pte_mapped_piece_moved_to_an_aligned_address",
+        || {
+            // Faulted in at a misaligned VA (PTEs only), then moved where huge leaves would fit:
+            // the PTEs move with it, and the host must call them correct, not wrong_size.
+            let piece = 4 * MIB;
+            let m = map(0, piece, 4096)?;
+            stamp(&m);
+            let target = map(0, piece, 0)?;
+            // SAFETY: moving our own mapping onto our own other mapping (MREMAP_FIXED replaces it).
+            let moved = unsafe {
+                libc::mremap(
+                    m.ptr.cast(),
+                    piece,
+                    piece,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                    target.ptr.cast::<libc::c_void>(),
+                )
+            };
+            if moved == libc::MAP_FAILED {
+                return Err(format!("mremap: errno {}", errno()));
+            }
+            let host = host_passes(&device, &target, "after moving PTEs to an aligned VA")?;
+            verify(&target, 0, piece)?;
+            Ok(format!(
+                "leaves {:?}, {} pages smaller than possible, all correct",
+                host.leaves, host.smaller_pages
+            ))
+        },
+    ));
 
     checks.push(check("disable_gives_sigbus_enable_refaults", || {
         let m = map(0, len, 0)?;
@@ -766,6 +797,7 @@ fn host_check_smaller_leaves(
     device: &Device,
     map: &MapFn<'_>,
     len: usize,
+    page_size: u64,
 ) -> Result<String, String> {
     let m = map(0, len, 0)?;
     // SAFETY: advice on our own mapping.
@@ -775,10 +807,23 @@ fn host_check_smaller_leaves(
     stamp(&m);
     verify(&m, 0, m.len)?;
     let host = host_view(device, &m)?;
-    if !host.pass || host.leaves.m2 != 0 || host.leaves.g1 != 0 {
+    // Where huge leaves were possible, every page is on a smaller leaf than possible.
+    let smaller_expected = if page_size >= 2 * MIB as u64 {
+        host.pages
+    } else {
+        0
+    };
+    if !host.pass
+        || host.leaves.m2 != 0
+        || host.leaves.g1 != 0
+        || host.smaller_pages != smaller_expected
+    {
         return Err(format!("after MADV_NOHUGEPAGE: {host:?}"));
     }
-    let nohuge = format!("{:?}", host.leaves);
+    let nohuge = format!(
+        "{:?}, {} smaller than possible",
+        host.leaves, host.smaller_pages
+    );
     // Three VMAs: split the middle off with mprotect (same offsets, same pages).
     let m = map(0, len, 0)?;
     stamp(&m);
@@ -793,8 +838,8 @@ fn host_check_smaller_leaves(
         return Err(format!("over three VMAs: {host:?}"));
     }
     Ok(format!(
-        "MADV_NOHUGEPAGE: {nohuge} (smaller: {}); three VMAs: {:?}",
-        host.smaller_pages, host.leaves
+        "MADV_NOHUGEPAGE: {nohuge}; three VMAs: {:?}, {} smaller than possible",
+        host.leaves, host.smaller_pages
     ))
 }
 
