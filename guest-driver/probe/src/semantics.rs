@@ -88,6 +88,26 @@ fn verify(mapping: &DeviceMapping, from: usize, to: usize) -> Result<(), String>
     }
 }
 
+/// Moves `len` bytes at `from` onto `target` with `mremap(MREMAP_FIXED)`, which replaces it.
+fn move_onto(from: *mut u8, len: usize, target: &DeviceMapping) -> Result<(), String> {
+    // SAFETY: `from..from + len` is part of one of our own mappings, and `target` is our own
+    // other mapping (at least `len` long), which MREMAP_FIXED replaces.
+    let moved = unsafe {
+        libc::mremap(
+            from.cast(),
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target.ptr.cast::<libc::c_void>(),
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        Err(format!("mremap: errno {}", errno()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Runs `child` in a forked process; returns its wait status.
 fn in_child(child: impl FnOnce() -> i32) -> libc::c_int {
     // SAFETY: the probe is single-threaded here (threads are joined before any fork); the child
@@ -175,19 +195,7 @@ pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
         let m = map(0, len, 0)?;
         stamp(&m);
         let target = map(0, len, 0)?; // a second aligned area to move onto
-                                      // SAFETY: moving our own mapping onto our own other mapping (MREMAP_FIXED replaces it).
-        let moved = unsafe {
-            libc::mremap(
-                m.ptr.cast(),
-                m.len,
-                m.len,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                target.ptr.cast::<libc::c_void>(),
-            )
-        };
-        if moved == libc::MAP_FAILED {
-            return Err(format!("mremap move: errno {}", errno()));
-        }
+        move_onto(m.ptr, m.len, &target)?;
         verify(&target, 0, target.len)?;
         // SAFETY: shrinking our own mapping in place.
         let shrunk = unsafe { libc::mremap(target.ptr.cast(), target.len, target.len / 2, 0) };
@@ -438,19 +446,7 @@ pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
         stamp(&m);
         let part = 2 * MIB;
         let target = map(0, part, 4096)?; // a 4 KiB-misaligned landing area
-                                          // SAFETY: moving the first `part` bytes of our own mapping onto our own other mapping.
-        let moved = unsafe {
-            libc::mremap(
-                m.ptr.cast(),
-                part,
-                part,
-                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                target.ptr.cast::<libc::c_void>(),
-            )
-        };
-        if moved == libc::MAP_FAILED {
-            return Err(format!("mremap: errno {}", errno()));
-        }
+        move_onto(m.ptr, part, &target)?;
         verify(&target, 0, part)?;
         verify(&m, part, m.len)?;
         Ok("moved 2 MiB out of a huge entry to a misaligned address; both sides intact".into())
@@ -469,19 +465,7 @@ pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
             let m = map(0, piece, 4096)?;
             stamp(&m);
             let target = map(0, piece, 0)?;
-            // SAFETY: moving our own mapping onto our own other mapping (MREMAP_FIXED replaces it).
-            let moved = unsafe {
-                libc::mremap(
-                    m.ptr.cast(),
-                    piece,
-                    piece,
-                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                    target.ptr.cast::<libc::c_void>(),
-                )
-            };
-            if moved == libc::MAP_FAILED {
-                return Err(format!("mremap: errno {}", errno()));
-            }
+            move_onto(m.ptr, piece, &target)?;
             let host = host_passes(&device, &target, "after moving PTEs to an aligned VA")?;
             verify(&target, 0, piece)?;
             Ok(format!(
