@@ -26,15 +26,16 @@ pub fn run(device: &Device) -> Result<String, String> {
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| e.to_string())?;
-    let strategy_before = device.info().map_err(|e| e.to_string())?.strategy;
+    let strategy_before = device.info().map_err(|e| e.to_string())?.current_strategy();
 
     let member = as_user(MEMBER_UID, &[VIDEO_GID], member_checks);
     let outsider = as_user(OUTSIDER_UID, &[], outsider_checks);
 
     // Put back what the checks may have changed.
     std::fs::set_permissions(path, original.permissions()).map_err(|e| e.to_string())?;
-    let mut raw = strategy_before;
-    let _ = device.raw_ioctl(crate::uapi::SET_STRATEGY, (&raw mut raw) as usize);
+    if let Some(strategy) = strategy_before {
+        device.set_strategy(strategy).map_err(|e| e.to_string())?;
+    }
 
     match (member, outsider) {
         (Ok(()), Ok(())) => Ok(
@@ -70,24 +71,18 @@ fn as_user(uid: libc::uid_t, groups: &[libc::gid_t], checks: fn() -> u8) -> Resu
     }
 }
 
-fn ioctl_errno(fd: &std::fs::File, request: libc::c_ulong, value: u32) -> i32 {
-    use std::os::fd::AsRawFd;
-    let mut raw = value;
-    // SAFETY: `raw` is a live u32, the size the control ioctls take.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, &mut raw) };
-    if rc == 0 {
-        0
-    } else {
-        std::io::Error::last_os_error().raw_os_error().unwrap_or(-1)
-    }
+/// A control ioctl with a `u32` argument `value`; the errno if it fails.
+fn control(device: &Device, request: libc::c_ulong, mut value: u32) -> Result<(), i32> {
+    device.raw_ioctl(request, (&raw mut value) as usize)
 }
 
 fn member_checks() -> u8 {
-    use crate::uapi::{INFO, RESET_STATS, SET_ENABLED, SET_STRATEGY};
+    use crate::uapi::{RESET_STATS, SET_ENABLED, SET_STRATEGY};
     use std::os::fd::AsRawFd;
-    let Ok(reader) = std::fs::File::open(DEVICE_PATH) else {
+    let Ok(file) = std::fs::File::open(DEVICE_PATH) else {
         return 1;
     };
+    let reader = Device { file };
     // SAFETY: a read-only shared mapping of one page, unmapped right away.
     let ptr = unsafe {
         libc::mmap(
@@ -95,7 +90,7 @@ fn member_checks() -> u8 {
             4096,
             libc::PROT_READ,
             libc::MAP_SHARED,
-            reader.as_raw_fd(),
+            reader.file.as_raw_fd(),
             0,
         )
     };
@@ -120,33 +115,25 @@ fn member_checks() -> u8 {
     if poked.is_ok() || after != before {
         return 10;
     }
-    let mut info = [0u8; std::mem::size_of::<crate::uapi::Info>()];
-    // SAFETY: INFO writes exactly `size_of::<Info>()` bytes.
-    if unsafe { libc::ioctl(reader.as_raw_fd(), INFO, info.as_mut_ptr()) } != 0 {
+    if reader.info().is_err() {
         return 3;
     }
-    if ioctl_errno(&reader, SET_ENABLED, 0) != libc::EBADF {
+    if control(&reader, SET_ENABLED, 0) != Err(libc::EBADF) {
         return 4;
     }
-    if ioctl_errno(&reader, SET_STRATEGY, 0) != libc::EBADF {
+    if control(&reader, SET_STRATEGY, 0) != Err(libc::EBADF) {
         return 5;
     }
-    // SAFETY: RESET_STATS takes no argument.
-    let reset = unsafe { libc::ioctl(reader.as_raw_fd(), RESET_STATS, 0) };
-    if reset == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EBADF) {
+    if reader.raw_ioctl(RESET_STATS, 0) != Err(libc::EBADF) {
         return 6;
     }
-    let Ok(writer) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(DEVICE_PATH)
-    else {
+    let Ok(writer) = Device::open() else {
         return 7;
     };
-    if ioctl_errno(&writer, SET_STRATEGY, 0) != 0 {
+    if control(&writer, SET_STRATEGY, 0) != Ok(()) {
         return 8;
     }
-    if ioctl_errno(&writer, SET_ENABLED, 0) != libc::EPERM {
+    if control(&writer, SET_ENABLED, 0) != Err(libc::EPERM) {
         return 9;
     }
     0

@@ -7,17 +7,14 @@
 //! latency histograms), the user-visible time to touch every page once, and the VMA-lock
 //! retries the kernel counted (`/proc/vmstat`, where PER_VMA_LOCK_STATS is on).
 
-use std::time::Instant;
-
 use serde::Serialize;
 
-use crate::faults::mapping_alignment;
+use crate::faults::{mapping_alignment, touch, TouchCost};
 use crate::uapi::{Device, Strategy};
-use crate::vmap::{minor_faults, DeviceMapping};
+use crate::vmap::DeviceMapping;
 use crate::ProbeError;
 
 const GIB: u64 = 1 << 30;
-const PAGE: usize = 4096;
 /// Rounds per run: enough for a median with a spread, few enough for TCG.
 const ROUNDS: usize = 5;
 
@@ -29,16 +26,11 @@ pub struct BenchCell {
     pub strategy: &'static str,
     pub page_size: u64,
     pub touched_bytes: u64,
-    pub faults: u64,
-    pub minflt: u64,
-    pub handler_calls: u64,
-    pub pte_inserts: u64,
-    pub pmd_inserts: u64,
-    pub pud_inserts: u64,
+    /// Faults, entries, handler calls, the touch time, the latency histograms, the host check.
+    #[serde(flatten)]
+    pub cost: TouchCost,
     /// Time inside the driver's fault handlers, summed.
     pub handler_ns: u64,
-    /// From the first touch to the last, as the program sees it (exceptions, retries, TLB).
-    pub touch_ns: u64,
     /// `vma_lock_retry` delta: faults redone under the mmap lock (None without the stats).
     pub vma_lock_retries: Option<u64>,
 }
@@ -55,41 +47,27 @@ fn cell(device: &Device, strategy: Strategy, round: usize) -> Result<BenchCell, 
     device.set_strategy(strategy)?;
     let align = mapping_alignment(info.page_size) as usize;
     let mapping = DeviceMapping::new(device, 0, touched as usize, align, 0)?;
-    device.reset_stats()?;
     let retries_before = vmstat("vma_lock_retry");
-    let minflt_before = minor_faults();
-    let started = Instant::now();
     let mut sum = 0u64;
-    for at in (0..mapping.len).step_by(PAGE) {
-        sum = sum.wrapping_add(mapping.read64(at));
-    }
-    let touch_ns = started.elapsed().as_nanos() as u64;
+    let cost = touch(device, &mapping, |_, value| sum = sum.wrapping_add(value))?;
     std::hint::black_box(sum);
-    let minflt = minor_faults() - minflt_before;
     let retries = retries_before
         .zip(vmstat("vma_lock_retry"))
         .map(|(a, b)| b - a);
-    let stats = device.stats()?;
-    let latency = device.latency()?;
+    let latency = &cost.fault_latency;
     let handler_ns = [&latency.pte, &latency.pmd, &latency.pud]
         .iter()
         .map(|l| l.sum_ns)
         .sum();
     Ok(BenchCell {
         scenario: "bench",
-        pass: stats.faults() > 0 && minflt >= stats.faults(),
+        pass: cost.faults > 0 && cost.minflt >= cost.faults,
         round,
         strategy: strategy.name(),
         page_size: info.page_size,
         touched_bytes: touched,
-        faults: stats.faults(),
-        minflt,
-        handler_calls: stats.handler_calls,
-        pte_inserts: stats.pte_inserts,
-        pmd_inserts: stats.pmd_inserts,
-        pud_inserts: stats.pud_inserts,
+        cost,
         handler_ns,
-        touch_ns,
         vma_lock_retries: retries,
     })
 }
