@@ -102,17 +102,15 @@ pub(crate) fn run(shared: &DeviceShared, args: &mut CheckArgs) -> Result {
     }
     drop(locked);
     if let Some(result) = merged {
-        args.status = result.status;
-        args.pages = result.pages;
-        args.present = result.present;
-        args.leaves_4k = result.leaves_4k;
-        args.leaves_2m = result.leaves_2m;
-        args.leaves_1g = result.leaves_1g;
-        args.memtype = result.memtype;
-        args.mismatch_kind = result.mismatch_kind;
-        args.mismatch_va = result.mismatch_va;
-        args.seq = result.seq;
-        args.smaller_pages = result.smaller_pages;
+        // The outputs are the merged summary; the inputs stay as the caller gave them.
+        *args = CheckArgs {
+            va: args.va,
+            len: args.len,
+            offset_delta: args.offset_delta,
+            strategy: args.strategy,
+            require_present: args.require_present,
+            ..result
+        };
     }
     Ok(())
 }
