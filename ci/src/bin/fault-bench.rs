@@ -30,10 +30,12 @@ const CONFIGS: &[(&str, &str)] = &[
 /// Strategies the ratios are taken against.
 const BASELINES: &[&str] = &["prefault16", "range"];
 
-const USAGE: &str = "usage: fault-bench [--engine qemu|kvm] [--sizes 4K,64K,2M,4M,1G]
+const USAGE: &str =
+    "usage: fault-bench [--engine qemu|kvm] [--sizes 4K,64K,2M,4M,1G] [--from-reports]
 
 Boots one guest per preferred page size on the `bench` kernel flavour (built and cached
-on first use, ~10 min on 2 cores) and writes bench/fault-latency-<engine>.{json,md}.";
+on first use, ~10 min on 2 cores) and writes bench/fault-latency-<engine>.{json,md}.
+--from-reports boots nothing and rewrites them from the last run's reports in target/.";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -42,12 +44,14 @@ fn repo() -> PathBuf {
 struct Options {
     engine: String,
     sizes: Option<Vec<String>>,
+    from_reports: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         engine: "qemu".into(),
         sizes: None,
+        from_reports: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -68,14 +72,24 @@ fn parse_args() -> Result<Options, String> {
                 }
                 options.sizes = Some(sizes);
             }
+            "--from-reports" => options.from_reports = true,
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
     Ok(options)
 }
 
+fn report_path(engine: &str, page: &str) -> PathBuf {
+    repo().join(format!("target/bench-{engine}-{page}.json"))
+}
+
+fn read_report(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("no report: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
 fn run_config(vmm: &Path, engine: &str, vram: &str, page: &str) -> Result<Value, String> {
-    let report = repo().join(format!("target/bench-{engine}-{page}.json"));
+    let report = report_path(engine, page);
     let status = Command::new(vmm)
         .args(["run", "--engine", engine, "--kernel-flavour", "bench"])
         .args(["--vram", vram, "--page-size", page])
@@ -83,8 +97,7 @@ fn run_config(vmm: &Path, engine: &str, vram: &str, page: &str) -> Result<Value,
         .arg(&report)
         .status()
         .map_err(|e| format!("cannot run vmm: {e}"))?;
-    let text = std::fs::read_to_string(&report).map_err(|e| format!("no report: {e}"))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let value = read_report(&report)?;
     if !status.success() {
         return Err(format!("vmm {status}; report pass = {}", value["pass"]));
     }
@@ -104,33 +117,35 @@ fn field(cell: &Value, key: &str) -> f64 {
     cell[key].as_f64().unwrap_or(f64::NAN)
 }
 
-/// Median and spread of `key` over the rounds of one strategy.
-fn summary(cells: &[&Value], key: &str) -> Value {
-    let mut values: Vec<f64> = cells.iter().map(|c| field(c, key)).collect();
+/// Median, min and max of `values` (rounds of one measurement).
+fn spread(mut values: Vec<f64>) -> Value {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    json!({ "median": median(&mut values), "min": min, "max": max })
+    json!({ "median": median(&mut values), "min": min, "max": max, "rounds": values.len() })
+}
+
+/// Median and spread of `key` over the rounds of one strategy.
+fn summary(cells: &[&Value], key: &str) -> Value {
+    spread(cells.iter().map(|c| field(c, key)).collect())
 }
 
 /// Per-round `key` of `strategy` over `baseline`, as median and spread.
 fn ratio(cells: &[Value], strategy: &str, baseline: &str, key: &str) -> Option<Value> {
-    let rounds: Vec<u64> = cells.iter().filter_map(|c| c["round"].as_u64()).collect();
+    let mut rounds: Vec<u64> = cells.iter().filter_map(|c| c["round"].as_u64()).collect();
+    // Every strategy's cell names its round: one ratio per round, not per cell.
+    rounds.sort_unstable();
+    rounds.dedup();
     let find = |s: &str, r: u64| {
         cells
             .iter()
             .find(|c| c["strategy"] == s && c["round"] == r)
             .map(|c| field(c, key))
     };
-    let mut ratios: Vec<f64> = rounds
+    let ratios: Vec<f64> = rounds
         .iter()
         .filter_map(|&r| Some(find(strategy, r)? / find(baseline, r)?))
         .collect();
-    if ratios.is_empty() {
-        return None;
-    }
-    let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Some(json!({ "median": median(&mut ratios), "min": min, "max": max, "rounds": ratios.len() }))
+    (!ratios.is_empty()).then(|| spread(ratios))
 }
 
 fn analyse(page: &str, report: &Value) -> Value {
@@ -248,13 +263,15 @@ fn main() {
     };
     let engine = options.engine.as_str();
     let vmm = repo().join("target/release/vmm");
-    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "-p", "vmm"])
-        .current_dir(repo())
-        .status();
-    if !matches!(built, Ok(s) if s.success()) {
-        eprintln!("error: building vmm failed");
-        std::process::exit(1);
+    if !options.from_reports {
+        let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--quiet", "-p", "vmm"])
+            .current_dir(repo())
+            .status();
+        if !matches!(built, Ok(s) if s.success()) {
+            eprintln!("error: building vmm failed");
+            std::process::exit(1);
+        }
     }
 
     let configs: Vec<&(&str, &str)> = CONFIGS
@@ -269,6 +286,7 @@ fn main() {
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut versions = Value::Null;
+    let mut boots_wall_s = 0.0;
     for (done, (vram, page)) in configs.iter().enumerate() {
         let eta = if done == 0 {
             "unknown (the first boot may build the bench kernel, ~10 min)".to_owned()
@@ -281,7 +299,12 @@ fn main() {
             done + 1,
             configs.len()
         );
-        let report = match run_config(&vmm, engine, vram, page) {
+        let report = if options.from_reports {
+            read_report(&report_path(engine, page))
+        } else {
+            run_config(&vmm, engine, vram, page)
+        };
+        let report = match report {
             Ok(report) => report,
             Err(e) => {
                 eprintln!("error: {vram}/{page}: {e}");
@@ -289,6 +312,7 @@ fn main() {
             }
         };
         versions = report["versions"].clone();
+        boots_wall_s += report["timing"]["wall_s"].as_f64().unwrap_or(0.0);
         rows.extend(
             analyse(page, &report)
                 .as_array()
@@ -307,7 +331,8 @@ fn main() {
         "engine": engine,
         "kernel_flavour": flavour,
         "versions": versions,
-        "wall_s": started.elapsed().as_secs(),
+        "wall_s": (!options.from_reports).then(|| started.elapsed().as_secs()),
+        "boots_wall_s": boots_wall_s.round(),
         "rows": rows,
     });
     let json_path = out_dir.join(format!("fault-latency-{engine}.json"));
