@@ -3,13 +3,13 @@
 //! on a PC bus, and is logged (rate-limited): the guest can do whatever it
 //! likes without stopping the VMM.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::counters::Counters;
 use super::exiting_vcpu::ExitingVcpu;
 use super::host_bridge::HostBridge;
-use super::i8042;
+use super::i8042::{self, I8042};
 use super::pci_conf1::{self, Conf1, Conf1Access, ConfigTarget};
 use super::rangefault_function::RangefaultFunction;
 use super::rate_limited_log::RateLimitedLog;
@@ -38,6 +38,7 @@ pub struct Platform {
     host_bridge: HostBridge,
     rangefault: RangefaultFunction,
     serial: SerialPort,
+    i8042: Mutex<I8042>,
     control: Arc<RunControl>,
     counters: Arc<Counters>,
     odd: RateLimitedLog,
@@ -55,6 +56,7 @@ impl Platform {
             host_bridge: HostBridge::default(),
             rangefault,
             serial,
+            i8042: Mutex::default(),
             control,
             counters,
             odd: RateLimitedLog::new(20, Duration::from_secs(10)),
@@ -73,12 +75,16 @@ impl Platform {
                     self.config_read(target, data);
                 }
             }
-            i8042::DATA_PORT | i8042::COMMAND_PORT => i8042::read(data),
+            i8042::DATA_PORT | i8042::COMMAND_PORT => self.i8042().read(port, data),
             _ => {
                 data.fill(0xff);
                 self.unclaimed_port("read", port, data.len());
             }
         }
+    }
+
+    fn i8042(&self) -> std::sync::MutexGuard<'_, I8042> {
+        self.i8042.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn io_out(&self, port: u16, data: &[u8]) {
@@ -90,7 +96,7 @@ impl Platform {
                 }
             }
             i8042::DATA_PORT | i8042::COMMAND_PORT => {
-                if i8042::write(port, data) {
+                if self.i8042().write(port, data) == i8042::Effect::Reset {
                     self.control.end(EndReason::GuestReset);
                 }
             }

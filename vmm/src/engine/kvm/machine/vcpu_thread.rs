@@ -123,16 +123,24 @@ fn run(index: usize, mut vcpu: VcpuFd, platform: &Platform, control: &RunControl
                 None
             }
             Ok(VcpuExit::Hlt) => Some(EndReason::Halted { vcpu: index }),
-            Ok(VcpuExit::Shutdown) => Some(EndReason::Shutdown { vcpu: index }),
+            Ok(VcpuExit::Shutdown) => {
+                // A triple fault leaves nothing on the console: the registers are the evidence.
+                eprintln!(
+                    "vmm: kvm: vCPU {index} shut down (triple fault or reset); {}",
+                    describe_state(&vcpu)
+                );
+                Some(EndReason::Shutdown { vcpu: index })
+            }
             Ok(VcpuExit::SystemEvent(kind, _)) => {
                 Some(EndReason::SystemEvent { vcpu: index, kind })
             }
             Ok(VcpuExit::FailEntry(reason, cpu)) => Some(failed(format!(
                 "KVM could not enter the guest (hardware reason {reason:#x}, host CPU {cpu})"
             ))),
-            Ok(VcpuExit::InternalError) => Some(failed(
-                "KVM internal error (often an instruction KVM cannot emulate)".into(),
-            )),
+            Ok(VcpuExit::InternalError) => Some(failed(format!(
+                "KVM internal error (often an instruction KVM cannot emulate); {}",
+                describe_state(&vcpu)
+            ))),
             Ok(exit @ (VcpuExit::Unknown | VcpuExit::Exception)) => {
                 Some(failed(format!("unexpected exit {exit:?}")))
             }
@@ -150,6 +158,36 @@ fn run(index: usize, mut vcpu: VcpuFd, platform: &Platform, control: &RunControl
             control.end(reason);
         }
     }
+}
+
+/// The registers that say where a vCPU was and in which mode, for a run
+/// that ended without a word from the guest.
+fn describe_state(vcpu: &VcpuFd) -> String {
+    let regs = match vcpu.get_regs() {
+        Ok(regs) => regs,
+        Err(e) => return format!("registers unreadable: {e}"),
+    };
+    let sregs = match vcpu.get_sregs() {
+        Ok(sregs) => sregs,
+        Err(e) => return format!("rip={:#x}; special registers unreadable: {e}", regs.rip),
+    };
+    format!(
+        "rip={:#x} rsp={:#x} rflags={:#x} rax={:#x} cs={:#x} cr0={:#x} cr2={:#x} cr3={:#x} \
+         cr4={:#x} efer={:#x} idt={:#x}+{:#x} apic_base={:#x}",
+        regs.rip,
+        regs.rsp,
+        regs.rflags,
+        regs.rax,
+        sregs.cs.selector,
+        sregs.cr0,
+        sregs.cr2,
+        sregs.cr3,
+        sregs.cr4,
+        sregs.efer,
+        sregs.idt.base,
+        sregs.idt.limit,
+        sregs.apic_base
+    )
 }
 
 /// Kicks the vCPU threads until they have all left KVM_RUN, then joins
