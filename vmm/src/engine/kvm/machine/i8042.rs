@@ -31,6 +31,8 @@ const STATUS_OBF: u8 = 0x01;
 const STATUS_SYS: u8 = 0x04;
 /// Status register: the last write went to the command port.
 const STATUS_CMD: u8 = 0x08;
+/// Status register: the keyboard is not inhibited (no "Keylock active").
+const STATUS_UNLOCKED: u8 = 0x10;
 
 /// CTR: keyboard clock disabled / aux clock disabled.
 const CTR_KBD_DISABLED: u8 = 0x10;
@@ -79,7 +81,7 @@ impl I8042 {
         let value = match port {
             DATA_PORT => self.output.pop_front().unwrap_or(0),
             _ => {
-                let mut status = STATUS_SYS;
+                let mut status = STATUS_SYS | STATUS_UNLOCKED;
                 if !self.output.is_empty() {
                     status |= STATUS_OBF;
                 }

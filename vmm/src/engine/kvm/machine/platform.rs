@@ -24,6 +24,7 @@ pub const RANGEFAULT_SLOT: u8 = 3;
 const QUIET_PORTS: &[(u16, u16)] = &[
     (0x70, 0x71),   // CMOS/RTC (kvmclock gives Linux the time)
     (0x80, 0x80),   // POST code / I/O delay
+    (0x81, 0x8f),   // ISA DMA page registers
     (0x92, 0x92),   // system control port A
     (0xed, 0xed),   // alternative I/O delay
     (0x2e8, 0x2ef), // COM4..COM2 probes
