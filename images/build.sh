@@ -3,6 +3,7 @@
 # key=value lines on stdout; progress goes to stderr.
 #   build.sh          sysroot, kernel, module, initramfs, QEMU
 #   build.sh qemu     only the sysroot's QEMU (for user-supplied kernels)
+#   build.sh nested   all of the above, and the outer initramfs of kvm-nested
 source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "the image build needs root (debootstrap and chroot into the sysroot)"
@@ -32,3 +33,6 @@ echo "kernel=$kernel/src/arch/x86/boot/bzImage"
 echo "kernel_release=$(cat "$kernel/src/include/config/kernel.release")"
 echo "initramfs=$initramfs"
 echo "manifest=$kernel/manifest.txt"
+if [ "${1:-all}" = nested ]; then
+    echo "nested_initramfs=$("$IMAGES_DIR/nested.sh")"
+fi

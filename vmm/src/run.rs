@@ -10,10 +10,10 @@ use clap::Args;
 
 use device_model::{abi, DeviceConfig, RangefaultDevice};
 
-use crate::engine::{self, kvm, qemu, Engine, EngineChoice};
+use crate::engine::{self, kvm, nested, qemu, Engine, EngineChoice, GuestLaunch};
 use crate::guest_files;
 use crate::hostvirt::HostVirt;
-use crate::images::{self, Parts};
+use crate::images::{self, GuestImage, Parts};
 use crate::report::{DeviceReport, GuestDriverView, HostChecks, Report, Timing, Versions};
 use crate::size::{format_size, power_of_two_in};
 use crate::topology;
@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Guest initramfs; default: the cached image, built if missing.
     #[arg(long)]
     initramfs: Option<PathBuf>,
+    /// QEMU to run (10.1 or newer: its vfio-user client); default: the image sysroot's.
+    #[arg(long)]
+    qemu: Option<PathBuf>,
     /// Which cached kernel to build and boot: `debug` (lockdep, DEBUG_VM) or `bench`.
     #[arg(long = "kernel-flavour", value_enum, default_value_t = images::KernelFlavour::Debug)]
     kernel_flavour: images::KernelFlavour,
@@ -116,16 +119,39 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
+/// The kernel, initramfs and QEMU this run uses: what the user named, the
+/// rest from the image build. Nothing is built when the user brought all the
+/// engine needs (kernel and initramfs for kvm, and QEMU for qemu), so a
+/// static vmm runs anywhere.
+fn guest_image(args: &RunArgs, engine: Engine) -> Result<GuestImage> {
+    let brought = args.kernel.is_some() && args.initramfs.is_some();
+    let mut image = match engine {
+        Engine::Kvm | Engine::Qemu if brought && (engine == Engine::Kvm || args.qemu.is_some()) => {
+            GuestImage::default()
+        }
+        Engine::Qemu if brought => images::build(Parts::Qemu, args.kernel_flavour)?,
+        Engine::KvmNested => images::build(Parts::Nested, args.kernel_flavour)?,
+        _ => images::build(Parts::All, args.kernel_flavour)?,
+    };
+    if let Some(kernel) = &args.kernel {
+        image.kernel_release = images::kernel_release(kernel);
+    }
+    if let Some(qemu) = &args.qemu {
+        let version = images::check_qemu(qemu)?;
+        image.versions.insert("qemu (--qemu)".into(), version);
+        image.qemu = Some(qemu.clone());
+    }
+    Ok(image)
+}
+
 fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> Result<ExitCode> {
-    for path in [&args.kernel, &args.initramfs].into_iter().flatten() {
+    for path in [&args.kernel, &args.initramfs, &args.qemu]
+        .into_iter()
+        .flatten()
+    {
         anyhow::ensure!(path.is_file(), "{} does not exist", path.display());
     }
-    let parts = if args.kernel.is_some() && args.initramfs.is_some() {
-        Parts::Qemu
-    } else {
-        Parts::All
-    };
-    let image = images::build(parts, args.kernel_flavour)?;
+    let image = guest_image(args, engine)?;
     let kernel = args
         .kernel
         .clone()
@@ -136,6 +162,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         .clone()
         .or(image.initramfs.clone())
         .context("no initramfs")?;
+    let qemu = || image.qemu.clone().context("no QEMU (pass --qemu)");
 
     // User files go into a copy of the initramfs that lives as long as this run (`_added`).
     let (initramfs, _added) = if args.add.is_empty() {
@@ -148,6 +175,10 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         guest_files::extend_initramfs(&initramfs, &args.add, &extended)?;
         (extended, Some(added))
     };
+
+    if engine == Engine::KvmNested {
+        return run_nested(args, &image, &kernel, &initramfs, reason);
+    }
 
     let bdf = format!("0000:00:{:02x}.0", qemu::PCI_SLOT);
     println!("PCI topology exposed to the guest:");
@@ -176,8 +207,9 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         "the kernel command line would be {} bytes (limit 2047); shorten --guest-cmd or --cmdline",
         cmdline.len()
     );
-    let launch = qemu::QemuLaunch {
-        qemu: image.qemu.clone(),
+    // The engine takes the device; keep a handle to read its host checks after.
+    let checked_device = Arc::clone(&device);
+    let launch = GuestLaunch {
         kernel,
         initramfs,
         cmdline: cmdline.trim_end().to_owned(),
@@ -185,21 +217,10 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         cpus: args.cpus,
         timeout: Duration::from_secs(args.timeout),
     };
-    // The engine takes the device; keep a handle to read its host checks after.
-    let checked_device = Arc::clone(&device);
     let outcome = match engine {
-        Engine::Qemu => qemu::run(&launch, device)?,
-        Engine::Kvm => kvm::run(
-            &kvm::KvmLaunch {
-                kernel: launch.kernel.clone(),
-                initramfs: launch.initramfs.clone(),
-                cmdline: launch.cmdline.clone(),
-                memory: launch.memory,
-                cpus: launch.cpus,
-                timeout: launch.timeout,
-            },
-            device,
-        )?,
+        Engine::Qemu => qemu::run(&qemu()?, &launch, device)?,
+        Engine::Kvm => kvm::run(&launch, device)?,
+        Engine::KvmNested => anyhow::bail!("kvm-nested runs through run_nested"),
     };
 
     let console = &outcome.console;
@@ -307,6 +328,213 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         }
     } else {
         ExitCode::from(EXIT_NO_RESULT)
+    })
+}
+
+/// The inner run's `vmm run` arguments: this run's, with the engine left
+/// to `auto` (inside the outer guest it must find KVM and say so).
+fn inner_args(args: &RunArgs) -> Result<Vec<String>> {
+    let mut inner: Vec<String> = [
+        "--engine",
+        "auto",
+        "--memory",
+        &format_size(args.memory),
+        "--vram",
+        &format_size(args.vram),
+        "--page-size",
+        &format_size(args.page_size),
+        "--cpus",
+        &args.cpus.to_string(),
+        "--scenario",
+        &args.scenario,
+        "--timeout",
+        &args.timeout.to_string(),
+    ]
+    .map(str::to_owned)
+    .into();
+    if let Some(cmd) = &args.guest_cmd {
+        inner.push(format!("--guest-cmd={cmd}"));
+    }
+    if !args.cmdline.is_empty() {
+        inner.push(format!("--cmdline={}", args.cmdline));
+    }
+    // The outer /init reads them one per line.
+    anyhow::ensure!(
+        !inner.iter().any(|arg| arg.contains('\n')),
+        "--engine kvm-nested cannot pass a --guest-cmd or --cmdline with a newline to the inner run"
+    );
+    Ok(inner)
+}
+
+/// `--engine kvm-nested`: runs the inner run in the outer guest, and reports
+/// the inner run's report with the outer guest's view added under `nested`
+/// (its errors, warnings and kernel problems also in the top-level lists,
+/// so a nested run passes only if both levels were clean).
+fn run_nested(
+    args: &RunArgs,
+    image: &GuestImage,
+    kernel: &std::path::Path,
+    initramfs: &std::path::Path,
+    reason: String,
+) -> Result<ExitCode> {
+    let qemu = image.qemu.clone().context("no QEMU (pass --qemu)")?;
+    // The project's kernel (it has KVM_AMD), whichever kernel the inner run boots.
+    let outer_kernel = image.kernel.clone().context("no outer kernel")?;
+    let outer_initramfs = image
+        .nested_initramfs
+        .clone()
+        .context("images/build.sh did not report nested_initramfs=")?;
+    let launch = nested::NestedLaunch {
+        qemu: &qemu,
+        outer_kernel: &outer_kernel,
+        outer_initramfs: &outer_initramfs,
+        inner_kernel: kernel,
+        inner_initramfs: initramfs,
+        inner_args: inner_args(args)?,
+        memory: args.memory + args.vram + nested::OUTER_OVERHEAD,
+        cpus: args.cpus,
+        timeout: Duration::from_secs(args.timeout) + nested::OUTER_EXTRA_TIME,
+    };
+    eprintln!(
+        "vmm: kvm-nested: outer guest under QEMU TCG ({} RAM, {} vCPUs) runs: vmm run {}",
+        format_size(launch.memory),
+        launch.cpus,
+        launch.inner_args.join(" ")
+    );
+    let run = nested::run(&launch)?;
+
+    let mut outer_errors = Vec::new();
+    if let Err(why) = &run.inner_report {
+        outer_errors.push(why.clone());
+    }
+    if run.timed_out {
+        outer_errors.push(format!(
+            "the outer guest ran past {} s",
+            launch.timeout.as_secs()
+        ));
+    } else if !run.qemu_status.is_some_and(|s| s.success()) {
+        outer_errors.push(format!(
+            "the outer QEMU ended with {}",
+            run.qemu_status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "an unknown status".into())
+        ));
+    }
+    let outer_warnings: Vec<&String> = run
+        .qemu_stderr
+        .iter()
+        .filter(|line| line.contains("warning:"))
+        .collect();
+    let mut report = match &run.inner_report {
+        Ok(report) => report.clone(),
+        // What the outer console saw of the inner guest, in the report's shape.
+        Err(_) => serde_json::json!({
+            "engine": "kvm-nested",
+            "engine_reason": reason,
+            "versions": {"vmm": env!("CARGO_PKG_VERSION"), "kernel_release": null, "packages": {}},
+            "scenario": args.scenario,
+            "scenarios": run.console.results,
+            "guest_errors": run.console.errors,
+            "guest_exit_code": run.console.exit_code,
+            "guest_log_problems": [],
+            "host": {},
+            "host_checks": {},
+            "host_errors": [],
+            "engine_warnings": [],
+            "timing": {"wall_s": run.wall.as_secs_f64()},
+            "timed_out": run.timed_out,
+            "pass": false,
+        }),
+    };
+    // The inner vmm built nothing: the image's versions are this side's.
+    if report["versions"]["packages"]
+        .as_object()
+        .is_none_or(|p| p.is_empty())
+    {
+        report["versions"]["packages"] = serde_json::to_value(&image.versions)?;
+    }
+    let append = |report: &mut serde_json::Value, key: &str, lines: Vec<String>| {
+        if let Some(list) = report[key].as_array_mut() {
+            for line in lines {
+                let line = serde_json::Value::String(line);
+                if !list.contains(&line) {
+                    list.push(line);
+                }
+            }
+        }
+    };
+    append(&mut report, "host_errors", outer_errors.clone());
+    append(
+        &mut report,
+        "engine_warnings",
+        outer_warnings
+            .iter()
+            .map(|l| format!("outer QEMU: {l}"))
+            .collect(),
+    );
+    append(
+        &mut report,
+        "guest_log_problems",
+        run.console.problems.clone(),
+    );
+    // The outer console carries the inner one too: a problem of either kernel fails the run.
+    let pass = report["pass"] == true
+        && outer_errors.is_empty()
+        && outer_warnings.is_empty()
+        && run.console.problems.is_empty();
+    report["pass"] = pass.into();
+    report["nested"] = serde_json::json!({
+        "engine": "kvm-nested",
+        "engine_reason": reason,
+        "outer": {
+            "accelerator": "tcg",
+            "cpu": "max",
+            "memory": launch.memory,
+            "cpus": launch.cpus,
+            "kernel_release": images::kernel_release(&outer_kernel),
+            "qemu_status": run.qemu_status.map(|s| s.to_string()),
+            "wall_s": run.wall.as_secs_f64(),
+            "timed_out": run.timed_out,
+        },
+        "inner_vmm_exit": run.inner_exit,
+        "inner_report": run.inner_report.is_ok(),
+        "errors": outer_errors,
+    });
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("---- rangefault kvm-nested summary ----");
+    println!(
+        "outer guest: QEMU TCG, {} RAM, {} vCPUs, {:.1} s wall; inner vmm exit {}",
+        format_size(launch.memory),
+        launch.cpus,
+        run.wall.as_secs_f64(),
+        run.inner_exit
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    );
+    for line in &outer_errors {
+        println!("problem: {line}");
+    }
+    println!(
+        "result: {} (inner engine {}: {})",
+        if pass { "PASS" } else { "FAIL" },
+        report["engine"].as_str().unwrap_or("?"),
+        report["engine_reason"].as_str().unwrap_or("?")
+    );
+    Ok(if run.timed_out {
+        ExitCode::from(EXIT_TIMEOUT)
+    } else if pass {
+        ExitCode::SUCCESS
+    } else if run.inner_report.is_err() {
+        ExitCode::from(EXIT_NO_RESULT)
+    } else {
+        match run.inner_exit {
+            Some(code) if code != 0 => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            _ => ExitCode::FAILURE,
+        }
     })
 }
 

@@ -2,15 +2,29 @@
 
 mod guest_run;
 pub mod kvm;
+pub mod nested;
 pub mod qemu;
 pub mod vfio_guard;
 pub mod vfio_server;
 
 pub use guest_run::{EngineCounters, GuestRun, HostCounters, KvmCounters, VfioUserCounters};
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use clap::ValueEnum;
 
 use crate::hostvirt::HostVirt;
+
+/// The guest both device engines boot: what `vmm run` asked for.
+pub struct GuestLaunch {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+    pub cmdline: String,
+    pub memory: u64,
+    pub cpus: u8,
+    pub timeout: Duration,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineChoice {
@@ -20,12 +34,16 @@ pub enum EngineChoice {
     Qemu,
     /// rangefault's own rust-vmm/KVM VMM.
     Kvm,
+    /// The kvm engine inside a QEMU TCG guest whose CPU has svm: proves it
+    /// on a host without hardware virtualization (slow: TCG runs both guests).
+    KvmNested,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Qemu,
     Kvm,
+    KvmNested,
 }
 
 impl Engine {
@@ -33,6 +51,7 @@ impl Engine {
         match self {
             Engine::Qemu => "qemu",
             Engine::Kvm => "kvm",
+            Engine::KvmNested => "kvm-nested",
         }
     }
 }
@@ -41,6 +60,11 @@ impl Engine {
 pub fn choose(choice: EngineChoice, host: &HostVirt) -> Result<(Engine, String), String> {
     match choice {
         EngineChoice::Qemu => Ok((Engine::Qemu, "requested with --engine qemu".into())),
+        EngineChoice::KvmNested => Ok((
+            Engine::KvmNested,
+            "requested with --engine kvm-nested: the kvm engine inside a QEMU TCG guest with svm"
+                .into(),
+        )),
         EngineChoice::Kvm if host.kvm_boots_linux() => {
             Ok((Engine::Kvm, "requested with --engine kvm".into()))
         }

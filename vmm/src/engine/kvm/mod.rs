@@ -10,17 +10,16 @@
 pub mod machine;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use device_model::RangefaultDevice;
 
-use super::{EngineCounters, GuestRun, HostCounters, KvmCounters};
+use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, KvmCounters};
 use crate::guest_console::GuestConsole;
 use crate::hostvirt::HostVirt;
 use machine::{EndReason, RunOutcome, Vm, VmConfig};
@@ -30,19 +29,14 @@ use machine::{EndReason, RunOutcome, Vm, VmConfig};
 const _: () = assert!(machine::RANGEFAULT_SLOT == super::qemu::PCI_SLOT);
 
 /// Kernel messages printed once the guest has halted or powered off. This
-/// machine has no ACPI, so `poweroff -f` ends in a halt the VMM cannot see
-/// (the halted vCPUs sleep in the kernel): the console is the only sign.
-const HALTED_MARKERS: &[&str] = &["reboot: System halted", "reboot: Power down"];
-
-/// Everything needed to boot the guest under KVM.
-pub struct KvmLaunch {
-    pub kernel: PathBuf,
-    pub initramfs: PathBuf,
-    pub cmdline: String,
-    pub memory: u64,
-    pub cpus: u8,
-    pub timeout: Duration,
-}
+/// machine has no ACPI, so a guest that powers off anyway (not our /init,
+/// which reboots) ends in a halt the VMM cannot see (the halted vCPUs sleep
+/// in the kernel): the console is the only sign.
+const HALTED_MARKERS: &[&str] = &[
+    "reboot: System halted",
+    "reboot: Power down",
+    "Power off not available: System halted instead",
+];
 
 enum Event {
     Line(String),
@@ -92,7 +86,7 @@ impl Drop for ConsoleLines {
 
 /// Boots the guest under KVM with `device` attached and waits for it to
 /// power off (or for the timeout).
-pub fn run(launch: &KvmLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<GuestRun> {
+pub fn run(launch: &GuestLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<GuestRun> {
     let host = HostVirt::detect();
     if !host.kvm_boots_linux() {
         eprintln!(
@@ -110,9 +104,14 @@ pub fn run(launch: &KvmLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<G
         cpus: launch.cpus,
     };
     let mut vm = Vm::new(config, device, Box::new(console)).context("cannot create the KVM VM")?;
-    // No ACPI here: Linux reboots through the keyboard controller, which
-    // ends the run.
-    let cmdline = format!("{} reboot=k", launch.cmdline);
+    // No ACPI here, so no power-off: the guest's /init reboots instead
+    // (rangefault.end=reboot) and Linux resets through the keyboard
+    // controller (reboot=k), which ends the run. The i8042 has no keyboard
+    // or mouse behind it: say so, or Linux probes them for seconds.
+    let cmdline = format!(
+        "{} reboot=k rangefault.end=reboot i8042.nokbd i8042.noaux",
+        launch.cmdline
+    );
     vm.load_linux(&launch.kernel, &launch.initramfs, &cmdline)?;
     let stopper = vm.stopper();
     let timeout = launch.timeout;

@@ -1,14 +1,13 @@
 //! The QEMU engine: QEMU (TCG) runs the guest, our process serves the
 //! rangefault device to it over vfio-user.
 
-use std::io::{BufRead, BufReader, Read};
+pub mod process;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -16,55 +15,25 @@ use device_model::RangefaultDevice;
 
 use super::vfio_guard::GuardedServer;
 use super::vfio_server::{self, DeviceServer, ServerStats, ServerStatsSnapshot};
-use super::{EngineCounters, GuestRun, HostCounters, VfioUserCounters};
-use crate::guest_console::GuestConsole;
+use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, VfioUserCounters};
+use process::QemuMachine;
 
 /// PCI slot the device gets on QEMU's root bus (00:03.0).
 pub const PCI_SLOT: u8 = 3;
 
-/// Everything needed to start the guest.
-pub struct QemuLaunch {
-    pub qemu: PathBuf,
-    pub kernel: PathBuf,
-    pub initramfs: PathBuf,
-    pub cmdline: String,
-    pub memory: u64,
-    pub cpus: u8,
-    pub timeout: Duration,
+fn machine<'a>(qemu: &'a Path, launch: &'a GuestLaunch) -> QemuMachine<'a> {
+    QemuMachine {
+        qemu,
+        kernel: &launch.kernel,
+        initramfs: &launch.initramfs,
+        cmdline: &launch.cmdline,
+        memory: launch.memory,
+        cpus: launch.cpus,
+    }
 }
 
-enum Output {
-    Guest(String),
-    Qemu(String),
-}
-
-fn forward_lines(
-    stream: impl Read + Send + 'static,
-    sender: mpsc::Sender<Output>,
-    wrap: fn(String) -> Output,
-) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
-        // Console output is not guaranteed UTF-8; take it lossily.
-        // At most MAX_LINE bytes per read: a guest that never sends a newline gets its output
-        // cut into lines instead of growing host memory without bound.
-        while (&mut reader)
-            .take(crate::guest_console::MAX_LINE as u64)
-            .read_until(b'\n', &mut buf)
-            .is_ok_and(|n| n > 0)
-        {
-            let line = String::from_utf8_lossy(&buf).into_owned();
-            buf.clear();
-            if sender.send(wrap(line)).is_err() {
-                break;
-            }
-        }
-    });
-}
-
-fn qemu_command(launch: &QemuLaunch, socket: &std::path::Path) -> Command {
-    let mut command = Command::new(&launch.qemu);
+fn qemu_command(qemu: &Path, launch: &GuestLaunch, socket: &Path) -> Command {
+    let mut command = machine(qemu, launch).command();
     let memory = format!("{}M", launch.memory >> 20);
     let device = serde_json::json!({
         "driver": "vfio-user-pci",
@@ -72,17 +41,6 @@ fn qemu_command(launch: &QemuLaunch, socket: &std::path::Path) -> Command {
         "addr": format!("{PCI_SLOT:#x}"),
     });
     command
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-        ])
-        .args(["-accel", "tcg"])
-        .args(["-cpu", "max"])
-        .args(["-smp", &launch.cpus.to_string()])
-        .args(["-m", &memory])
         // Guest RAM must be a shared memfd: vfio-user hands its fd to the
         // device server (DMA_MAP), which is how the host page-table check
         // reads guest page tables. Sealed (QEMU's default, spelled out because
@@ -93,23 +51,17 @@ fn qemu_command(launch: &QemuLaunch, socket: &std::path::Path) -> Command {
             &format!("memory-backend-memfd,id=ram,size={memory},share=on,seal=on"),
         ])
         .args(["-machine", "q35,memory-backend=ram"])
-        .args(["-chardev", "stdio,id=console,signal=off"])
-        .args(["-serial", "chardev:console"])
-        .arg("-kernel")
-        .arg(&launch.kernel)
-        .arg("-initrd")
-        .arg(&launch.initramfs)
-        .args(["-append", &launch.cmdline])
-        .args(["-device", &device.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(["-device", &device.to_string()]);
     command
 }
 
 /// Boots the guest under QEMU with `device` attached and waits for it to
 /// power off (or for the timeout).
-pub fn run(launch: &QemuLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<GuestRun> {
+pub fn run(
+    qemu: &Path,
+    launch: &GuestLaunch,
+    device: Arc<Mutex<RangefaultDevice>>,
+) -> Result<GuestRun> {
     // Private to us (and QEMU, which runs as us): the crate's server listens
     // here too, behind the guard, and must have no other client.
     let socket_dir = tempfile::Builder::new()
@@ -138,61 +90,24 @@ pub fn run(launch: &QemuLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result<
         )?
     };
 
-    let started = Instant::now();
-    let mut child: Child = qemu_command(launch, &socket)
-        .spawn()
-        .with_context(|| format!("cannot start {}", launch.qemu.display()))?;
-    let (sender, lines) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        forward_lines(stdout, sender.clone(), Output::Guest);
-    }
-    if let Some(stderr) = child.stderr.take() {
-        forward_lines(stderr, sender.clone(), Output::Qemu);
-    }
-    drop(sender);
-
-    let mut console = GuestConsole::new(started);
-    let mut qemu_stderr = Vec::new();
-    let deadline = started + launch.timeout;
-    let mut timed_out = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(Output::Guest(line)) => {
-                print!("{line}");
-                console.feed(&line);
-            }
-            Ok(Output::Qemu(line)) => {
-                eprint!("qemu: {line}");
-                qemu_stderr.push(line.trim_end().to_owned());
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                eprintln!(
-                    "vmm: guest still running after {} s; killing QEMU",
-                    launch.timeout.as_secs()
-                );
-                let _ = child.kill();
-                break;
-            }
-        }
-    }
-    let qemu_status = child.wait().ok();
+    let watched = process::watch(
+        qemu_command(qemu, launch, &socket),
+        qemu,
+        launch.timeout,
+        |_| {},
+    )?;
     // QEMU closing the socket ends the server; if QEMU died before
     // connecting, the server never started serving and is left behind.
     let server_error = server.wait_stopped(Duration::from_secs(3));
-    let keep = qemu_stderr.len().saturating_sub(50);
-    qemu_stderr.drain(..keep);
     Ok(GuestRun {
-        console,
+        console: watched.console,
         host: host_counters(stats.snapshot()),
         // Set when the vfio-user server stopped on an error or a panic.
         engine_error: server_error,
-        engine_status: qemu_status.map(|s| format!("QEMU {s}")),
-        engine_log: qemu_stderr,
-        timed_out,
-        wall: started.elapsed(),
+        engine_status: watched.status.map(|s| format!("QEMU {s}")),
+        engine_log: watched.stderr,
+        timed_out: watched.timed_out,
+        wall: watched.wall,
     })
 }
 
