@@ -5,14 +5,14 @@
 use core::mem::size_of;
 
 use kernel::{
-    bindings, container_of,
+    container_of,
     fs::{file, File},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
     prelude::*,
     sync::{
         atomic::{Atomic, Full, Relaxed},
-        Arc, ArcBorrow,
+        Arc,
     },
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
@@ -101,24 +101,6 @@ impl Drop for DeviceName {
     }
 }
 
-/// Keeps this module loaded while a file is open: Rust misc devices have no `fops->owner`
-/// (Rust-for-Linux #1182), so without this `rmmod` would succeed under an open file or mapping
-/// (a mapping holds its file). The put at the end of `release` leaves the window C's owner-based
-/// put closes (returning from `release` into freed code); no better hook exists in 7.2.
-fn module_get() -> Result {
-    // SAFETY: `THIS_MODULE` is this module, which is live while its code runs.
-    if unsafe { bindings::try_module_get(crate::THIS_MODULE.as_ptr()) } {
-        Ok(())
-    } else {
-        Err(ENODEV)
-    }
-}
-
-fn module_put() {
-    // SAFETY: pairs with a successful `module_get` in `open`.
-    unsafe { bindings::module_put(crate::THIS_MODULE.as_ptr()) }
-}
-
 /// Whether `file` was opened for writing: what every ioctl that changes the device needs.
 fn opened_for_write(file: &File) -> bool {
     file.flags() & file::flags::O_ACCMODE != file::flags::O_RDONLY
@@ -127,9 +109,7 @@ fn opened_for_write(file: &File) -> bool {
 /// Whether the caller may revoke every mapping of the device (all processes'), as `SET_ENABLED`
 /// does: besides write access, CAP_SYS_ADMIN, as for other device-wide teardown.
 fn may_revoke() -> bool {
-    // SAFETY: we are in process context (an ioctl), so `current` and its credentials are valid;
-    // `capable` may mark the task as having used privilege, which is what it is for.
-    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+    vm::capable_sys_admin()
 }
 
 /// What an ioctl needs of its caller (README: "The driver's ioctls").
@@ -163,27 +143,47 @@ fn read_user<T: FromBytes>(arg: usize) -> Result<T> {
         .read()
 }
 
+/// One open file of a device: the device's state, and the module reference that keeps this code
+/// loaded while the file, or a mapping (which holds its file), exists.
+///
+/// Dropping it (at the end of `release`) undoes `file_opened`, then drops `shared`, then the
+/// module reference: field order is drop order, and the module's code must stay until the last.
+pub(crate) struct OpenFile {
+    shared: Arc<DeviceShared>,
+    _module: vm::ModuleRef,
+}
+
+impl OpenFile {
+    fn new(shared: Arc<DeviceShared>, file: &File) -> Result<KBox<Self>> {
+        let module = vm::ModuleRef::get()?;
+        shared.file_opened(file)?;
+        // If the allocation fails, dropping the value undoes `file_opened` and puts the module.
+        Ok(KBox::new(
+            Self {
+                shared,
+                _module: module,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.shared.file_released();
+    }
+}
+
 #[vtable]
 impl MiscDevice for DeviceShared {
-    type Ptr = Arc<DeviceShared>;
+    type Ptr = KBox<OpenFile>;
 
-    fn open(file: &File, registration: &MiscDeviceRegistration<Self>) -> Result<Arc<Self>> {
-        let shared = Chardev::of(registration).shared.clone();
-        module_get()?;
-        if let Err(e) = shared.file_opened(file) {
-            module_put();
-            return Err(e);
-        }
-        Ok(shared)
+    fn open(file: &File, registration: &MiscDeviceRegistration<Self>) -> Result<KBox<OpenFile>> {
+        OpenFile::new(Chardev::of(registration).shared.clone(), file)
     }
 
-    fn release(shared: Arc<Self>, _file: &File) {
-        shared.file_released();
-        drop(shared);
-        module_put();
-    }
-
-    fn mmap(shared: ArcBorrow<'_, Self>, _file: &File, vma: &VmaNew) -> Result {
+    fn mmap(open: &OpenFile, _file: &File, vma: &VmaNew) -> Result {
+        let shared = &open.shared;
         // A private (COW) PFN mapping is a kernel BUG once PUD entries are involved.
         if !vm::is_shared_mapping(vma) {
             return Err(EINVAL);
@@ -201,7 +201,7 @@ impl MiscDevice for DeviceShared {
         let context = Arc::new(
             vm::VmaContext {
                 strategy: shared.strategy(),
-                shared: shared.into(),
+                shared: shared.clone(),
             },
             GFP_KERNEL,
         )?;
@@ -209,7 +209,8 @@ impl MiscDevice for DeviceShared {
         Ok(())
     }
 
-    fn ioctl(shared: ArcBorrow<'_, Self>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(open: &OpenFile, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let shared = &*open.shared;
         let access = required_access(cmd);
         if access >= Access::Write && !opened_for_write(file) {
             return Err(EBADF);
@@ -236,7 +237,7 @@ impl MiscDevice for DeviceShared {
             uapi::RESET_STATS => shared.reset_stats(),
             uapi::CHECK => {
                 let mut args: uapi::CheckArgs = read_user(arg)?;
-                crate::check::run(&shared, &mut args)?;
+                crate::check::run(shared, &mut args)?;
                 write_user(arg, &args)?;
             }
             _ => return Err(ENOTTY),

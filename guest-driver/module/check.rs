@@ -4,36 +4,14 @@
 //! in guest RAM, that a range of one of our mappings maps what it should, at the leaf level the
 //! strategy calls for, write-combining.
 
-use kernel::{bindings, current, io::Io, prelude::*};
+use kernel::{current, io::Io, prelude::*};
 
 use crate::abi::check as reg;
 use crate::shared::DeviceShared;
 use crate::uapi::CheckArgs;
 use crate::vm;
 use crate::window::{Strategy, PAGE_SIZE};
-
-/// `IA32_PAT`.
-const MSR_IA32_CR_PAT: u32 = 0x277;
-
-/// The PAT MSR (the same on every CPU; Linux programs it once at boot).
-fn read_pat() -> Result<u64> {
-    let mut pat = 0u64;
-    // SAFETY: reads an architectural MSR on CPU 0 into a local; `_safe` handles a #GP.
-    kernel::error::to_result(unsafe {
-        bindings::rdmsrq_safe_on_cpu(0, MSR_IA32_CR_PAT, &mut pat)
-    })?;
-    Ok(pat)
-}
-
-/// Whether the CPU runs with 5-level paging (CR4.LA57); `__pgtable_l5_enabled` is not exported
-/// to modules, and CR4 is the ground truth anyway.
-fn five_level_paging() -> bool {
-    const CR4_LA57: u64 = 1 << 12;
-    let cr4: u64;
-    // SAFETY: reading CR4 is allowed at CPL 0, has no side effects and touches no memory.
-    unsafe { core::arch::asm!("mov {}, cr4", out(reg) cr4, options(nomem, nostack, preserves_flags)) };
-    cr4 & CR4_LA57 != 0
-}
+use crate::x86;
 
 /// Checks `[args.va, args.va + args.len)`, which may span several VMAs of ours (a split by
 /// mprotect, say): each VMA's piece is checked against its own offset, and the summaries are
@@ -49,17 +27,15 @@ pub(crate) fn run(shared: &DeviceShared, args: &mut CheckArgs) -> Result {
         Some(Strategy::from_raw(args.strategy).ok_or(EINVAL)?)
     };
     let end = args.va.checked_add(args.len).ok_or(EINVAL)?;
-    let pat = read_pat()?;
-    let la57 = five_level_paging();
+    let pat = x86::read_pat()?;
+    let la57 = x86::five_level_paging();
 
     let task = current!();
     let mm = task.mm().ok_or(EINVAL)?;
     // Hold the mmap lock so no VMA can go away while the host walks its page tables. (It does
     // not exclude faults under the per-VMA lock: the caller checks a range it is not touching.)
     let locked = mm.mmap_read_lock();
-    // SAFETY: `mm` is live (we hold its mmap lock); `pgd` lives in the kernel's direct map, whose
-    // virtual-to-physical offset is `page_offset_base`.
-    let root = unsafe { (*mm.as_raw()).__bindgen_anon_1.pgd as u64 - bindings::page_offset_base as u64 };
+    let root = x86::page_table_root(mm);
 
     let mut merged: Option<CheckArgs> = None;
     let mut cursor = args.va;

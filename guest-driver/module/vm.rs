@@ -1,19 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The only place that touches `vm_area_struct` and `vm_fault` directly.
+//! The only place that touches `vm_area_struct` and `vm_fault` directly, and, with `x86.rs`, the
+//! only one that uses raw `bindings`.
 //!
 //! Rust-for-Linux 7.2 has no abstraction for `vm_operations_struct`, `vm_fault`, VM_PFNMAP,
 //! `vm_page_prot` or `vm_private_data` (`VmaNew` stops short of them). As in-tree binder does, this
 //! module keeps a `static` ops table and writes those fields once, during `mmap`, before the VMA
 //! is visible; everything else goes through [`FaultRef`], a small safe wrapper the fault logic in
 //! `fault.rs` uses without any `unsafe` of its own.
+//!
+//! At the end, the few kernel services outside the mm that 7.2 has no abstraction for and that
+//! are not x86's: the module reference an open file holds ([`ModuleRef`]), `capable`, and the PCI
+//! ID and config-space names probe needs. They are not mm, but a file of their own for three
+//! small wrappers would split the driver's raw `bindings` over three files instead of two.
 
 use kernel::ffi::{c_int, c_uint, c_ulong, c_void};
 use core::marker::PhantomData;
 
 use kernel::{
     bindings,
+    error::{code::ENODEV, Result},
     mm::virt::{flags, VmaNew, VmaRef},
+    pci,
     sync::{Arc, ArcBorrow},
 };
 
@@ -397,4 +405,84 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
 unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: gives back the reference this VMA took in `setup_pfnmap` or `vma_open`.
     drop(unsafe { Arc::from_raw((*vma).vm_private_data.cast::<VmaContext>()) });
+}
+
+// The kernel services below are not the mm's, but 7.2 has no Rust abstraction for them either and
+// they are not x86's: they are wrapped here once so that raw `bindings` stay in this file and
+// `x86.rs` (README, `guest-driver/module/`).
+
+/// A reference on this module, held by every open file: Rust misc devices have no
+/// `fops->owner` (Rust-for-Linux #1182), so without it `rmmod` would succeed under an open file
+/// or mapping (a mapping holds its file). Dropped at the end of `release`, which leaves the
+/// window C's owner-based put closes (returning from `release` into freed code); no better hook
+/// exists in 7.2.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference; fails with `ENODEV` while the module is being unloaded.
+    pub(crate) fn get() -> Result<Self> {
+        // SAFETY: `THIS_MODULE` is this module, which is live while its code runs.
+        if unsafe { bindings::try_module_get(crate::THIS_MODULE.as_ptr()) } {
+            Ok(Self(()))
+        } else {
+            Err(ENODEV)
+        }
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: gives back the reference `get` took (a `ModuleRef` exists only after a
+        // successful `try_module_get`, and is dropped once).
+        unsafe { bindings::module_put(crate::THIS_MODULE.as_ptr()) }
+    }
+}
+
+/// Whether the calling task has CAP_SYS_ADMIN (and, as `capable` does, marks it as having used
+/// the privilege). Process context only (an ioctl).
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: called in process context, so `current` and its credentials are valid; `capable`
+    // may mark the task as having used privilege, which is what it is for.
+    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as i32) }
+}
+
+/// Matches `vendor:device` with any subsystem IDs, like C's `PCI_DEVICE(vendor, device)`.
+///
+/// `pci::DeviceId::from_id()` would do, but it takes a `pci::Vendor`, and a `Vendor` can only be
+/// named for the vendors in `pci_ids.h` (its constructor is private to the kernel crate in 7.2).
+/// Our placeholder vendor 0x1234 is not among them.
+pub(crate) const fn pci_device(vendor: u16, device: u16) -> pci::DeviceId {
+    let any = bindings::PCI_ANY_ID as u32;
+    let raw = bindings::pci_device_id {
+        vendor: vendor as u32,
+        device: device as u32,
+        subvendor: any,
+        subdevice: any,
+        class: 0,
+        class_mask: 0,
+        // `IdArray::new()` stores the table index here.
+        driver_data: 0,
+        override_only: 0,
+    };
+    // SAFETY: `pci::DeviceId` implements `RawDeviceId` with `RawType = bindings::pci_device_id`,
+    // whose safety contract makes the two layout-compatible (rust/kernel/device_id.rs). It is a
+    // `#[repr(transparent)]` wrapper of `pci_device_id` that adds no invariant of its own
+    // (rust/kernel/pci.rs, `DeviceId`), so every `pci_device_id` value is a valid `DeviceId`.
+    // `transmute` checks at compile time that the sizes agree.
+    unsafe { core::mem::transmute::<bindings::pci_device_id, pci::DeviceId>(raw) }
+}
+
+/// The standard config-space offsets and IDs (`include/uapi/linux/pci_regs.h`) the capability
+/// walk in `geometry.rs` needs; 7.2's `pci::ConfigSpace` has accessors but no names for them.
+pub(crate) mod pci_regs {
+    use kernel::bindings;
+
+    pub(crate) const STATUS: usize = bindings::PCI_STATUS as usize;
+    pub(crate) const STATUS_CAP_LIST: u16 = bindings::PCI_STATUS_CAP_LIST as u16;
+    pub(crate) const CAPABILITY_LIST: usize = bindings::PCI_CAPABILITY_LIST as usize;
+    pub(crate) const CAP_LIST_NEXT: usize = bindings::PCI_CAP_LIST_NEXT as usize;
+    /// Capabilities live after the standard header.
+    pub(crate) const STD_HEADER_SIZEOF: usize = bindings::PCI_STD_HEADER_SIZEOF as usize;
+    /// The vendor-specific capability's ID.
+    pub(crate) const CAP_ID_VNDR: u32 = bindings::PCI_CAP_ID_VNDR;
 }

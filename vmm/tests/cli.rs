@@ -3,19 +3,31 @@
 
 use std::process::Command;
 
-fn vmm(args: &[&str]) -> (i32, String) {
+/// What one run of `vmm` said: exit status, stdout, stderr.
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn vmm(args: &[&str]) -> Outcome {
     let output = Command::new(env!("CARGO_BIN_EXE_vmm"))
         .args(args)
         .output()
         .expect("cannot run vmm");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }
 
 fn assert_rejected(args: &[&str], expect: &[&str]) {
-    let (code, stderr) = vmm(args);
+    let Outcome {
+        code,
+        stdout,
+        stderr,
+    } = vmm(args);
     assert_eq!(code, 2, "{args:?} should be rejected; stderr: {stderr}");
     for needle in expect {
         assert!(
@@ -23,9 +35,15 @@ fn assert_rejected(args: &[&str], expect: &[&str]) {
             "{args:?}: stderr should mention {needle:?}: {stderr}"
         );
     }
+    // What a run prints once the arguments are accepted: the engine line and the image
+    // builders' log on stderr, the PCI topology on stdout.
     assert!(
-        !stderr.contains("PCI topology") && !stderr.contains("[images"),
+        !stderr.contains("vmm: engine") && !stderr.contains("[images"),
         "{args:?}: nothing should start: {stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "{args:?}: nothing should start (stdout): {stdout}"
     );
 }
 

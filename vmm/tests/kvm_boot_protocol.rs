@@ -6,6 +6,7 @@
 //! location, the e820 map) and the BARs the VMM's "firmware" placed, and
 //! reports back on the serial port and in RAM.
 
+mod kvm_support;
 // The machine is self-contained; the engine around it uses parts these
 // tests do not.
 #[allow(dead_code, unused_imports)]
@@ -25,6 +26,7 @@ use iced_x86::code_asm::*;
 use vm_memory::{Bytes, GuestAddress};
 
 use device_model::{abi, DeviceConfig, RangefaultDevice};
+use kvm_support::kvm_usable;
 use machine::layout::{self, MemoryMap};
 use machine::{EndReason, Vm, VmConfig};
 
@@ -43,16 +45,6 @@ const BP_RAMDISK_IMAGE: u64 = 0x218;
 const BP_RAMDISK_SIZE: u64 = 0x21c;
 const BP_CMD_LINE_PTR: u64 = 0x228;
 const BP_E820_TABLE: u64 = 0x2d0;
-
-fn kvm_usable() -> bool {
-    match kvm_ioctls::Kvm::new() {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: /dev/kvm is not usable here ({e}); the KVM boot-protocol tests did not run");
-            false
-        }
-    }
-}
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -158,7 +150,7 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn load_linux_follows_the_64_bit_boot_protocol() {
-    if !kvm_usable() {
+    if !kvm_usable("boot-protocol") {
         return;
     }
     let map = MemoryMap::new(RAM_SIZE).unwrap();
@@ -237,7 +229,7 @@ fn load_linux_follows_the_64_bit_boot_protocol() {
 
 #[test]
 fn load_linux_rejects_what_it_cannot_boot() {
-    if !kvm_usable() {
+    if !kvm_usable("boot-protocol") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -275,7 +275,7 @@ fn passing(seq: u64) -> Registers {
 
 #[test]
 fn the_guests_own_tables_pass_and_match_its_cr3() {
-    if !kvm_usable() {
+    if !kvm_usable("host-check") {
         return;
     }
     let (mut g, pat) = prepared_guest();
@@ -356,7 +356,7 @@ fn the_guests_own_tables_pass_and_match_its_cr3() {
 
 #[test]
 fn a_root_that_is_not_the_cpus_cr3_fails_the_check() {
-    if !kvm_usable() {
+    if !kvm_usable("host-check") {
         return;
     }
     let (mut g, _) = prepared_guest();
@@ -417,7 +417,7 @@ fn a_root_that_is_not_the_cpus_cr3_fails_the_check() {
 
 #[test]
 fn a_wrong_offset_is_a_mismatch_under_the_right_cr3() {
-    if !kvm_usable() {
+    if !kvm_usable("host-check") {
         return;
     }
     let (mut g, _) = prepared_guest();
@@ -451,7 +451,7 @@ fn a_wrong_offset_is_a_mismatch_under_the_right_cr3() {
 
 #[test]
 fn the_vcpus_pat_decodes_memory_types_whatever_the_driver_passes() {
-    if !kvm_usable() {
+    if !kvm_usable("host-check") {
         return;
     }
     // The CPU runs the Linux PAT (WC at index 1); the driver says all UC.

@@ -26,7 +26,7 @@ use machine::{EndReason, StartMode};
 
 #[test]
 fn pci_bus_shows_the_host_bridge_and_the_device() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     let mut g = Guest::new();
@@ -62,7 +62,7 @@ fn pci_bus_shows_the_host_bridge_and_the_device() {
 
 #[test]
 fn bars_are_sized_programmed_and_serve_registers_and_vram() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     let mut g = Guest::new();
@@ -140,7 +140,7 @@ fn bars_are_sized_programmed_and_serve_registers_and_vram() {
 
 #[test]
 fn moving_bar2_moves_the_memslot() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     let mut g = Guest::new();
@@ -186,7 +186,7 @@ fn moving_bar2_moves_the_memslot() {
 
 #[test]
 fn real_mode_guest_prints_on_the_serial_port() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     const ENTRY: u16 = 0x1000;
@@ -212,7 +212,7 @@ fn real_mode_guest_prints_on_the_serial_port() {
 
 #[test]
 fn long_mode_guest_prints_with_line_status_polling() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     let mut g = Guest::new();
@@ -226,7 +226,7 @@ fn long_mode_guest_prints_with_line_status_polling() {
 
 #[test]
 fn guest_misbehaviour_is_logged_and_survived() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     let mut g = Guest::new();
@@ -304,7 +304,7 @@ fn guest_misbehaviour_is_logged_and_survived() {
 
 #[test]
 fn secondary_vcpus_wait_and_the_run_still_ends() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     let mut g = Guest::new();
@@ -318,7 +318,7 @@ fn secondary_vcpus_wait_and_the_run_still_ends() {
 
 #[test]
 fn a_spinning_guest_is_stopped_at_the_timeout() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     let mut g = Guest::new();
@@ -360,7 +360,7 @@ fn write_interrupt_gate(m: &Machine, vector: u64, handler: u64) {
 
 #[test]
 fn a_masked_msix_vector_is_delivered_on_unmask() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     // The handler counts the interrupt and acknowledges it at the LAPIC.
@@ -444,7 +444,7 @@ fn a_masked_msix_vector_is_delivered_on_unmask() {
 
 #[test]
 fn a_triple_fault_ends_the_run() {
-    if !kvm_usable() {
+    if !kvm_usable("tiny-guest") {
         return;
     }
     // The boot IDT is empty: the #UD cannot be delivered, nor the #DF.

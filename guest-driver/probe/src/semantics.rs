@@ -10,7 +10,7 @@ use serde::Serialize;
 use device_model::pattern;
 
 use crate::sysfs::PciFunction;
-use crate::uapi::{Device, HostCheck, Strategy};
+use crate::uapi::{Device, HostCheck, Info, Strategy};
 use crate::vmap::DeviceMapping;
 use crate::{Check, ProbeError};
 
@@ -26,8 +26,9 @@ pub struct SemanticsResult {
     pub checks: Vec<Check>,
 }
 
-fn check(name: &'static str, case: impl FnOnce() -> Result<String, String>) -> Check {
-    match case() {
+fn check(case: &Case, cx: &Ctx) -> Check {
+    let name = case.name;
+    match (case.run)(cx) {
         Ok(detail) => Check {
             name,
             pass: true,
@@ -152,6 +153,67 @@ pub fn run_all() -> Result<Vec<SemanticsResult>, ProbeError> {
     strategies.into_iter().map(run).collect()
 }
 
+/// What every case gets: the device (set to the strategy under test), its geometry, and the
+/// length and alignment of the mappings the cases make.
+struct Ctx {
+    device: Device,
+    info: Info,
+    strategy: Strategy,
+    /// Length of a case's main mapping: 8 MiB, at least two device pages, at most all of VRAM.
+    len: usize,
+    /// VA alignment of the mappings (the device page size, within 2 MiB..=1 GiB).
+    align: usize,
+}
+
+impl Ctx {
+    /// A mapping of `len` bytes at BAR offset `offset`, its VA `misalign` bytes past alignment.
+    fn map(&self, offset: u64, len: usize, misalign: usize) -> Result<DeviceMapping, String> {
+        DeviceMapping::new(&self.device, offset, len, self.align, misalign)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// One case of the scenario: its name in the result, and what it does (`Ok` or `Err` with the
+/// check's detail).
+struct Case {
+    name: &'static str,
+    run: fn(&Ctx) -> Result<String, String>,
+}
+
+/// Each function below is a case, named after it.
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        &[$(Case { name: stringify!($case), run: $case }),*]
+    };
+}
+
+/// The cases, in the order they run.
+const CASES: &[Case] = cases![
+    fork_child_reads_parent_data,
+    partial_munmap_then_retouch,
+    mremap_move_shrink_and_refused_grow,
+    madvise_dontneed_then_retouch,
+    o_direct_read_into_mapping_fails_cleanly,
+    proc_self_mem_reads_through_access,
+    ptrace_peek_through_access,
+    process_vm_readv_is_refused,
+    unaligned_va_and_offset,
+    low_va_with_large_offset,
+    strategy_is_fixed_per_mapping,
+    eight_threads_fault_concurrently,
+    racing_threads_count_each_window_once,
+    read_only_shared_mapping,
+    control_ioctls_need_write_access_and_cap,
+    access_serves_pages_never_faulted,
+    mremap_part_of_a_huge_entry,
+    host_check_after_nohugepage_and_across_vmas,
+    pte_mapped_piece_moved_to_an_aligned_address,
+    disable_gives_sigbus_enable_refaults,
+    bad_input_is_refused,
+    rmmod_refused_while_open,
+    unbind_while_mapped_gives_sigbus,
+];
+
 pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
     let device = Device::open()?;
     let info = device.info()?;
@@ -160,430 +222,14 @@ pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
     let len = (8 * MIB)
         .max(2 * info.page_size as usize)
         .min(info.vram_size as usize);
-    let map = |offset: u64, len: usize, misalign: usize| {
-        DeviceMapping::new(&device, offset, len, align, misalign).map_err(|e| e.to_string())
+    let cx = Ctx {
+        device,
+        info,
+        strategy,
+        len,
+        align,
     };
-
-    let mut checks = Vec::new();
-
-    checks.push(check("fork_child_reads_parent_data", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        let status = in_child(|| i32::from(first_bad(&m, 0, m.len).is_some()));
-        if exited_ok(status) {
-            Ok(format!("child verified {} bytes", m.len))
-        } else {
-            Err(format!("child: {}", describe_status(status)))
-        }
-    }));
-
-    checks.push(check("partial_munmap_then_retouch", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        // Punch a 1 MiB hole into the middle of the first huge entry (splitting it).
-        let hole = MIB / 2;
-        // SAFETY: unmapping part of our own mapping; we never touch the hole afterwards.
-        if unsafe { libc::munmap(m.ptr.add(hole).cast(), MIB) } != 0 {
-            return Err(format!("munmap: errno {}", errno()));
-        }
-        verify(&m, 0, hole)?;
-        verify(&m, hole + MIB, m.len)?;
-        Ok("data on both sides of the hole intact after re-faulting".into())
-    }));
-
-    checks.push(check("mremap_move_shrink_and_refused_grow", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        let target = map(0, len, 0)?; // a second aligned area to move onto
-        move_onto(m.ptr, m.len, &target)?;
-        verify(&target, 0, target.len)?;
-        // SAFETY: shrinking our own mapping in place.
-        let shrunk = unsafe { libc::mremap(target.ptr.cast(), target.len, target.len / 2, 0) };
-        if shrunk == libc::MAP_FAILED {
-            return Err(format!("mremap shrink: errno {}", errno()));
-        }
-        verify(&target, 0, target.len / 2)?;
-        // SAFETY: asking to grow our own mapping; VM_DONTEXPAND must refuse.
-        let grown = unsafe { libc::mremap(target.ptr.cast(), target.len / 2, target.len, 0) };
-        if grown != libc::MAP_FAILED {
-            return Err("mremap grow succeeded on a VM_DONTEXPAND mapping".into());
-        }
-        Ok(format!(
-            "moved and shrunk with data intact; grow refused (errno {})",
-            errno()
-        ))
-    }));
-
-    checks.push(check("madvise_dontneed_then_retouch", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        // SAFETY: advice on our own mapping.
-        let rc = unsafe { libc::madvise(m.ptr.cast(), m.len, libc::MADV_DONTNEED) };
-        let outcome = if rc == 0 {
-            "zapped".to_owned()
-        } else {
-            format!("refused (errno {})", errno())
-        };
-        if rc != 0 && errno() != libc::EINVAL {
-            return Err(format!("madvise {outcome}"));
-        }
-        verify(&m, 0, m.len)?;
-        Ok(format!("madvise {outcome}; data intact after re-touch"))
-    }));
-
-    checks.push(check("o_direct_read_into_mapping_fails_cleanly", || {
-        let m = map(0, len, 0)?;
-        // A real block device: direct I/O must pin the destination pages, which a PFN
-        // mapping does not have (tmpfs only pretends, copying without pinning).
-        let path = "/dev/ram0";
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags_odirect()
-            .open(path)
-            .map_err(|e| format!("open {path} O_DIRECT: {e}"))?;
-        // SAFETY: reading into our own mapping; the kernel must refuse to pin PFNMAP pages.
-        let n = unsafe { libc::read(file.as_raw_fd(), m.ptr.cast(), 64 << 10) };
-        let read_errno = errno();
-        if n >= 0 || read_errno != libc::EFAULT {
-            return Err(format!(
-                "O_DIRECT read into a PFN mapping returned {n} (errno {read_errno})"
-            ));
-        }
-        Ok("refused with EFAULT".into())
-    }));
-
-    checks.push(check("proc_self_mem_reads_through_access", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        let mut mem = std::fs::File::open("/proc/self/mem").map_err(|e| e.to_string())?;
-        mem.seek(SeekFrom::Start(m.va() as u64 + 4096))
-            .map_err(|e| e.to_string())?;
-        let mut word = [0u8; 8];
-        mem.read_exact(&mut word)
-            .map_err(|e| format!("read: {e}"))?;
-        let expected = pattern::word(SEED, 4096);
-        if u64::from_le_bytes(word) != expected {
-            return Err(format!(
-                "read {:#x}, expected {expected:#x}",
-                u64::from_le_bytes(word)
-            ));
-        }
-        Ok("vm_ops->access served /proc/self/mem".into())
-    }));
-
-    checks.push(check("ptrace_peek_through_access", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        // SAFETY: plain fork; the child stops itself and is killed by the parent.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // SAFETY: async-signal-safe calls only, then stop until the parent kills us.
-            unsafe {
-                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
-                libc::raise(libc::SIGSTOP);
-                libc::_exit(0);
-            }
-        }
-        let mut status = 0;
-        // SAFETY: our traced child, stopped.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        // SAFETY: PEEKDATA at an address mapped in the (forked) child.
-        let value = unsafe {
-            *libc::__errno_location() = 0;
-            libc::ptrace(libc::PTRACE_PEEKDATA, pid, m.va() + 8192, 0)
-        };
-        let peek_errno = errno();
-        // SAFETY: ending our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, &mut status, 0);
-        }
-        let expected = pattern::word(SEED, 8192);
-        if value as u64 != expected {
-            return Err(format!(
-                "peek {value:#x} (errno {peek_errno}), expected {expected:#x}"
-            ));
-        }
-        Ok("PTRACE_PEEKDATA read the child's VRAM mapping".into())
-    }));
-
-    checks.push(check("process_vm_readv_is_refused", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        let mut buf = [0u8; 8];
-        let local = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: 8,
-        };
-        let remote = libc::iovec {
-            iov_base: m.ptr.cast(),
-            iov_len: 8,
-        };
-        // SAFETY: reading our own address space into a local buffer.
-        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-        let read_errno = errno();
-        if n != -1 || read_errno != libc::EFAULT {
-            return Err(format!(
-                "process_vm_readv returned {n} (errno {read_errno}), expected EFAULT"
-            ));
-        }
-        Ok("GUP refuses PFN mappings with EFAULT (/proc/PID/mem and ptrace use access)".into())
-    }));
-
-    checks.push(check("unaligned_va_and_offset", || {
-        let offset = 64 << 10;
-        let m = map(offset, len - 2 * MIB, 4096)?;
-        stamp(&m);
-        verify(&m, 0, m.len)?;
-        // The host must find smaller, correct entries where huge ones cannot fit.
-        let host = host_passes(&device, &m, "of the unaligned mapping")?;
-        Ok(format!(
-            "VA {:#x} (4 KiB past alignment), offset {offset:#x}: data correct, host check {:?}",
-            m.va(),
-            host.leaves
-        ))
-    }));
-
-    checks.push(check("low_va_with_large_offset", || {
-        // A VMA whose first window would start below address 0 in VA terms (regression test
-        // for the window arithmetic). Skipped if 0x1000 is taken in this process.
-        let addr = 0x1000usize;
-        let offset = 0xf000;
-        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; we unmap it below.
-        let ptr = unsafe {
-            libc::mmap(
-                addr as *mut libc::c_void,
-                0x10000,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
-                device.file.as_raw_fd(),
-                offset,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Ok(format!(
-                "skipped: cannot map at {addr:#x} (errno {})",
-                errno()
-            ));
-        }
-        // SAFETY: inside the mapping just made.
-        unsafe { ptr.cast::<u64>().write_volatile(0x1234_5678) };
-        // SAFETY: as above.
-        let back = unsafe { ptr.cast::<u64>().read_volatile() };
-        // SAFETY: our own mapping.
-        unsafe { libc::munmap(ptr, 0x10000) };
-        if back != 0x1234_5678 {
-            return Err(format!("read back {back:#x}"));
-        }
-        Ok(format!(
-            "mapped VA {addr:#x} at offset {offset:#x}, faulted and read back"
-        ))
-    }));
-
-    checks.push(check("strategy_is_fixed_per_mapping", || {
-        // A mapping keeps the strategy it was made with; SET_STRATEGY only affects new ones.
-        let m = map(0, len, 0)?;
-        let half = m.len / 2;
-        stamp_range(&m, 0, half);
-        device
-            .set_strategy(Strategy::Page)
-            .map_err(|e| e.to_string())?;
-        stamp_range(&m, half, m.len);
-        device.set_strategy(strategy).map_err(|e| e.to_string())?;
-        verify(&m, 0, m.len)?;
-        let host = host_passes(&device, &m, "after a mid-mapping SET_STRATEGY")?;
-        Ok(format!(
-            "leaves after a mid-mapping SET_STRATEGY: {:?}",
-            host.leaves
-        ))
-    }));
-
-    checks.push(check("eight_threads_fault_concurrently", || {
-        let m = map(0, len, 0)?;
-        let va = m.va();
-        let stride = m.len / 8;
-        let offset = m.offset;
-        std::thread::scope(|scope| {
-            for t in 0..8 {
-                scope.spawn(move || {
-                    // Each thread walks the whole mapping from a different start: all of them
-                    // fault on the same windows at once.
-                    for i in 0..(stride * 8 / 4096) {
-                        let at = (t * stride + i * 4096) % (stride * 8);
-                        let ptr = (va + at) as *mut u64;
-                        // SAFETY: inside the live mapping, 8-byte aligned.
-                        unsafe { ptr.write_volatile(pattern::word(SEED, offset + at as u64)) };
-                    }
-                });
-            }
-        });
-        verify(&m, 0, m.len)?;
-        Ok("8 threads faulted the same windows; data correct".into())
-    }));
-
-    checks.push(check("racing_threads_count_each_window_once", || {
-        racing_rounds(&device, strategy, &map, len, info.page_size)
-    }));
-
-    checks.push(check("read_only_shared_mapping", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        read_only_mapping_reads(&m)
-    }));
-
-    checks.push(check("control_ioctls_need_write_access_and_cap", || {
-        crate::access_control::run(&device)
-    }));
-
-    checks.push(check("access_serves_pages_never_faulted", || {
-        let writer = map(0, len, 0)?;
-        stamp(&writer);
-        access_untouched(&device, &writer, &map)
-    }));
-
-    checks.push(check("mremap_part_of_a_huge_entry", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        let part = 2 * MIB;
-        let target = map(0, part, 4096)?; // a 4 KiB-misaligned landing area
-        move_onto(m.ptr, part, &target)?;
-        verify(&target, 0, part)?;
-        verify(&m, part, m.len)?;
-        Ok("moved 2 MiB out of a huge entry to a misaligned address; both sides intact".into())
-    }));
-
-    checks.push(check("host_check_after_nohugepage_and_across_vmas", || {
-        host_check_smaller_leaves(&device, &map, len, info.page_size)
-    }));
-
-    checks.push(check(
-        "pte_mapped_piece_moved_to_an_aligned_address",
-        || {
-            // Faulted in at a misaligned VA (PTEs only), then moved where huge leaves would fit:
-            // the PTEs move with it, and the host must call them correct, not wrong_size.
-            let piece = 4 * MIB;
-            let m = map(0, piece, 4096)?;
-            stamp(&m);
-            let target = map(0, piece, 0)?;
-            move_onto(m.ptr, piece, &target)?;
-            let host = host_passes(&device, &target, "after moving PTEs to an aligned VA")?;
-            verify(&target, 0, piece)?;
-            Ok(format!(
-                "leaves {:?}, {} pages smaller than possible, all correct",
-                host.leaves, host.smaller_pages
-            ))
-        },
-    ));
-
-    checks.push(check("disable_gives_sigbus_enable_refaults", || {
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        device.set_enabled(false).map_err(|e| e.to_string())?;
-        let status = in_child(|| {
-            // SAFETY: inside the live mapping; the fault must raise SIGBUS.
-            unsafe { m.ptr.cast::<u64>().read_volatile() };
-            0
-        });
-        device.set_enabled(true).map_err(|e| e.to_string())?;
-        if !killed_by_sigbus(status) {
-            return Err(format!(
-                "child touching a disabled device: {}",
-                describe_status(status)
-            ));
-        }
-        verify(&m, 0, m.len)?;
-        Ok("SIGBUS while disabled, data back after enable".into())
-    }));
-
-    checks.push(check("bad_input_is_refused", || {
-        let fd = device.file.as_raw_fd();
-        // SAFETY: each call asks for a fresh mapping and is expected to fail.
-        let private = unsafe {
-            libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_PRIVATE, fd, 0)
-        };
-        let private_errno = errno();
-        // SAFETY: as above.
-        let beyond = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                8192,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                fd,
-                (info.vram_size - 4096) as libc::off_t,
-            )
-        };
-        let beyond_errno = errno();
-        let bad_strategy = device.raw_ioctl(crate::uapi::SET_STRATEGY, 7);
-        let bad_request = device.raw_ioctl(0x1234, 0);
-        let bad_pointer = device.raw_ioctl(crate::uapi::INFO, 16);
-        let ok = private == libc::MAP_FAILED
-            && private_errno == libc::EINVAL
-            && beyond == libc::MAP_FAILED
-            && beyond_errno == libc::EINVAL
-            && bad_strategy.is_err()
-            && bad_request == Err(libc::ENOTTY)
-            && bad_pointer == Err(libc::EFAULT);
-        let detail = format!(
-            "MAP_PRIVATE errno {private_errno}, past VRAM errno {beyond_errno}, bad strategy {bad_strategy:?}, unknown ioctl {bad_request:?}, bad pointer {bad_pointer:?}"
-        );
-        if ok { Ok(detail) } else { Err(detail) }
-    }));
-
-    checks.push(check("rmmod_refused_while_open", || {
-        let status = std::process::Command::new("rmmod")
-            .arg("rangefault")
-            .status();
-        let still_loaded = std::path::Path::new("/sys/module/rangefault").exists();
-        if still_loaded && !matches!(status, Ok(s) if s.success()) {
-            Ok("rmmod refused while /dev/rangefault0 is open".into())
-        } else {
-            Err(format!(
-                "rmmod with an open file: {status:?}, loaded: {still_loaded}"
-            ))
-        }
-    }));
-
-    checks.push(check("unbind_while_mapped_gives_sigbus", || {
-        let function = PciFunction::find().map_err(|e| e.to_string())?;
-        let m = map(0, len, 0)?;
-        stamp(&m);
-        let mut pipe = [0; 2];
-        // SAFETY: creating a pipe into a two-element array.
-        unsafe { libc::pipe(pipe.as_mut_ptr()) };
-        let status = {
-            // SAFETY: as in `in_child`; the child waits on the pipe, then touches.
-            let pid = unsafe { libc::fork() };
-            if pid == 0 {
-                let mut byte = 0u8;
-                // SAFETY: blocking read of one byte from our pipe, then a touch that must SIGBUS.
-                unsafe {
-                    libc::read(pipe[0], (&raw mut byte).cast(), 1);
-                    m.ptr.add(4096).cast::<u64>().read_volatile();
-                    libc::_exit(0);
-                }
-            }
-            let unbind = std::fs::write("/sys/bus/pci/drivers/rangefault/unbind", &function.bdf);
-            // SAFETY: waking the child through our pipe.
-            unsafe { libc::write(pipe[1], [1u8].as_ptr().cast(), 1) };
-            let mut status = 0;
-            // SAFETY: waiting for our child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            unbind.map_err(|e| format!("unbind: {e}"))?;
-            status
-        };
-        drop(m);
-        let rebind = std::fs::write("/sys/bus/pci/drivers/rangefault/bind", &function.bdf);
-        if !killed_by_sigbus(status) {
-            return Err(format!(
-                "child touching after unbind: {}",
-                describe_status(status)
-            ));
-        }
-        rebind.map_err(|e| format!("rebind: {e}"))?;
-        Ok("child got SIGBUS after unbind; driver re-bound cleanly".into())
-    }));
-
+    let checks: Vec<Check> = CASES.iter().map(|case| check(case, &cx)).collect();
     let pass = checks.iter().all(|c| c.pass);
     Ok(SemanticsResult {
         scenario: "semantics",
@@ -594,23 +240,273 @@ pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
     })
 }
 
-type MapFn<'a> = dyn Fn(u64, usize, usize) -> Result<DeviceMapping, String> + 'a;
+fn fork_child_reads_parent_data(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    let status = in_child(|| i32::from(first_bad(&m, 0, m.len).is_some()));
+    if exited_ok(status) {
+        Ok(format!("child verified {} bytes", m.len))
+    } else {
+        Err(format!("child: {}", describe_status(status)))
+    }
+}
+
+fn partial_munmap_then_retouch(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    // Punch a 1 MiB hole into the middle of the first huge entry (splitting it).
+    let hole = MIB / 2;
+    // SAFETY: unmapping part of our own mapping; we never touch the hole afterwards.
+    if unsafe { libc::munmap(m.ptr.add(hole).cast(), MIB) } != 0 {
+        return Err(format!("munmap: errno {}", errno()));
+    }
+    verify(&m, 0, hole)?;
+    verify(&m, hole + MIB, m.len)?;
+    Ok("data on both sides of the hole intact after re-faulting".into())
+}
+
+fn mremap_move_shrink_and_refused_grow(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    let target = cx.map(0, cx.len, 0)?; // a second aligned area to move onto
+    move_onto(m.ptr, m.len, &target)?;
+    verify(&target, 0, target.len)?;
+    // SAFETY: shrinking our own mapping in place.
+    let shrunk = unsafe { libc::mremap(target.ptr.cast(), target.len, target.len / 2, 0) };
+    if shrunk == libc::MAP_FAILED {
+        return Err(format!("mremap shrink: errno {}", errno()));
+    }
+    verify(&target, 0, target.len / 2)?;
+    // SAFETY: asking to grow our own mapping; VM_DONTEXPAND must refuse.
+    let grown = unsafe { libc::mremap(target.ptr.cast(), target.len / 2, target.len, 0) };
+    if grown != libc::MAP_FAILED {
+        return Err("mremap grow succeeded on a VM_DONTEXPAND mapping".into());
+    }
+    Ok(format!(
+        "moved and shrunk with data intact; grow refused (errno {})",
+        errno()
+    ))
+}
+
+fn madvise_dontneed_then_retouch(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    // SAFETY: advice on our own mapping.
+    let rc = unsafe { libc::madvise(m.ptr.cast(), m.len, libc::MADV_DONTNEED) };
+    let outcome = if rc == 0 {
+        "zapped".to_owned()
+    } else {
+        format!("refused (errno {})", errno())
+    };
+    if rc != 0 && errno() != libc::EINVAL {
+        return Err(format!("madvise {outcome}"));
+    }
+    verify(&m, 0, m.len)?;
+    Ok(format!("madvise {outcome}; data intact after re-touch"))
+}
+
+fn o_direct_read_into_mapping_fails_cleanly(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    // A real block device: direct I/O must pin the destination pages, which a PFN
+    // mapping does not have (tmpfs only pretends, copying without pinning).
+    let path = "/dev/ram0";
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags_odirect()
+        .open(path)
+        .map_err(|e| format!("open {path} O_DIRECT: {e}"))?;
+    // SAFETY: reading into our own mapping; the kernel must refuse to pin PFNMAP pages.
+    let n = unsafe { libc::read(file.as_raw_fd(), m.ptr.cast(), 64 << 10) };
+    let read_errno = errno();
+    if n >= 0 || read_errno != libc::EFAULT {
+        return Err(format!(
+            "O_DIRECT read into a PFN mapping returned {n} (errno {read_errno})"
+        ));
+    }
+    Ok("refused with EFAULT".into())
+}
+
+fn proc_self_mem_reads_through_access(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    let mut mem = std::fs::File::open("/proc/self/mem").map_err(|e| e.to_string())?;
+    mem.seek(SeekFrom::Start(m.va() as u64 + 4096))
+        .map_err(|e| e.to_string())?;
+    let mut word = [0u8; 8];
+    mem.read_exact(&mut word)
+        .map_err(|e| format!("read: {e}"))?;
+    let expected = pattern::word(SEED, 4096);
+    if u64::from_le_bytes(word) != expected {
+        return Err(format!(
+            "read {:#x}, expected {expected:#x}",
+            u64::from_le_bytes(word)
+        ));
+    }
+    Ok("vm_ops->access served /proc/self/mem".into())
+}
+
+fn ptrace_peek_through_access(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    // SAFETY: plain fork; the child stops itself and is killed by the parent.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls only, then stop until the parent kills us.
+        unsafe {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+            libc::raise(libc::SIGSTOP);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: our traced child, stopped.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: PEEKDATA at an address mapped in the (forked) child.
+    let value = unsafe {
+        *libc::__errno_location() = 0;
+        libc::ptrace(libc::PTRACE_PEEKDATA, pid, m.va() + 8192, 0)
+    };
+    let peek_errno = errno();
+    // SAFETY: ending our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    let expected = pattern::word(SEED, 8192);
+    if value as u64 != expected {
+        return Err(format!(
+            "peek {value:#x} (errno {peek_errno}), expected {expected:#x}"
+        ));
+    }
+    Ok("PTRACE_PEEKDATA read the child's VRAM mapping".into())
+}
+
+fn process_vm_readv_is_refused(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    let mut buf = [0u8; 8];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: 8,
+    };
+    let remote = libc::iovec {
+        iov_base: m.ptr.cast(),
+        iov_len: 8,
+    };
+    // SAFETY: reading our own address space into a local buffer.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    let read_errno = errno();
+    if n != -1 || read_errno != libc::EFAULT {
+        return Err(format!(
+            "process_vm_readv returned {n} (errno {read_errno}), expected EFAULT"
+        ));
+    }
+    Ok("GUP refuses PFN mappings with EFAULT (/proc/PID/mem and ptrace use access)".into())
+}
+
+fn unaligned_va_and_offset(cx: &Ctx) -> Result<String, String> {
+    let offset = 64 << 10;
+    let m = cx.map(offset, cx.len - 2 * MIB, 4096)?;
+    stamp(&m);
+    verify(&m, 0, m.len)?;
+    // The host must find smaller, correct entries where huge ones cannot fit.
+    let host = host_passes(&cx.device, &m, "of the unaligned mapping")?;
+    Ok(format!(
+        "VA {:#x} (4 KiB past alignment), offset {offset:#x}: data correct, host check {:?}",
+        m.va(),
+        host.leaves
+    ))
+}
+
+fn low_va_with_large_offset(cx: &Ctx) -> Result<String, String> {
+    // A VMA whose first window would start below address 0 in VA terms (regression test
+    // for the window arithmetic). Skipped if 0x1000 is taken in this process.
+    let addr = 0x1000usize;
+    let offset = 0xf000;
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; we unmap it below.
+    let ptr = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            0x10000,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
+            cx.device.file.as_raw_fd(),
+            offset,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Ok(format!(
+            "skipped: cannot map at {addr:#x} (errno {})",
+            errno()
+        ));
+    }
+    // SAFETY: inside the mapping just made.
+    unsafe { ptr.cast::<u64>().write_volatile(0x1234_5678) };
+    // SAFETY: as above.
+    let back = unsafe { ptr.cast::<u64>().read_volatile() };
+    // SAFETY: our own mapping.
+    unsafe { libc::munmap(ptr, 0x10000) };
+    if back != 0x1234_5678 {
+        return Err(format!("read back {back:#x}"));
+    }
+    Ok(format!(
+        "mapped VA {addr:#x} at offset {offset:#x}, faulted and read back"
+    ))
+}
+
+fn strategy_is_fixed_per_mapping(cx: &Ctx) -> Result<String, String> {
+    // A mapping keeps the strategy it was made with; SET_STRATEGY only affects new ones.
+    let m = cx.map(0, cx.len, 0)?;
+    let half = m.len / 2;
+    stamp_range(&m, 0, half);
+    cx.device
+        .set_strategy(Strategy::Page)
+        .map_err(|e| e.to_string())?;
+    stamp_range(&m, half, m.len);
+    cx.device
+        .set_strategy(cx.strategy)
+        .map_err(|e| e.to_string())?;
+    verify(&m, 0, m.len)?;
+    let host = host_passes(&cx.device, &m, "after a mid-mapping SET_STRATEGY")?;
+    Ok(format!(
+        "leaves after a mid-mapping SET_STRATEGY: {:?}",
+        host.leaves
+    ))
+}
+
+fn eight_threads_fault_concurrently(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    let va = m.va();
+    let stride = m.len / 8;
+    let offset = m.offset;
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            scope.spawn(move || {
+                // Each thread walks the whole mapping from a different start: all of them
+                // fault on the same windows at once.
+                for i in 0..(stride * 8 / 4096) {
+                    let at = (t * stride + i * 4096) % (stride * 8);
+                    let ptr = (va + at) as *mut u64;
+                    // SAFETY: inside the live mapping, 8-byte aligned.
+                    unsafe { ptr.write_volatile(pattern::word(SEED, offset + at as u64)) };
+                }
+            });
+        }
+    });
+    verify(&m, 0, m.len)?;
+    Ok("8 threads faulted the same windows; data correct".into())
+}
 
 /// Rounds of 8 threads touching every window of a mapping from different starts, with a zap
 /// (disable/enable) between rounds. `range-mm` faults are counted exactly (the kernel says what
 /// it inserted): one per window per round, whoever wins the race; the stock inserts cannot say,
 /// so there a lost race still counts and only the upper bound (handler calls) holds.
-fn racing_rounds(
-    device: &Device,
-    strategy: Strategy,
-    map: &MapFn<'_>,
-    len: usize,
-    page_size: u64,
-) -> Result<String, String> {
+fn racing_threads_count_each_window_once(cx: &Ctx) -> Result<String, String> {
     const ROUNDS: usize = 1000;
     const THREADS: usize = 8;
+    let (device, strategy, page_size) = (&cx.device, cx.strategy, cx.info.page_size);
     // A few windows, touched by all threads at once: the races, not the bytes, are the point.
-    let m = map(0, len.min((4 * page_size as usize).max(2 * MIB)), 0)?;
+    let m = cx.map(0, cx.len.min((4 * page_size as usize).max(2 * MIB)), 0)?;
     let window = (page_size as usize).clamp(4096, m.len);
     let windows = m.len / window;
     let va = m.va();
@@ -661,7 +557,9 @@ fn racing_rounds(
 }
 
 /// `open(O_RDONLY)` + `mmap(PROT_READ, MAP_SHARED)`: how the kernel's own pfnmap selftest maps.
-fn read_only_mapping_reads(stamped: &DeviceMapping) -> Result<String, String> {
+fn read_only_shared_mapping(cx: &Ctx) -> Result<String, String> {
+    let stamped = cx.map(0, cx.len, 0)?;
+    stamp(&stamped);
     let file = std::fs::File::open(crate::uapi::DEVICE_PATH).map_err(|e| e.to_string())?;
     let len = stamped.len.min(4 * MIB);
     // SAFETY: a fresh read-only shared mapping of the device, unmapped below.
@@ -708,14 +606,17 @@ fn read_only_mapping_reads(stamped: &DeviceMapping) -> Result<String, String> {
     }
 }
 
+fn control_ioctls_need_write_access_and_cap(cx: &Ctx) -> Result<String, String> {
+    crate::access_control::run(&cx.device)
+}
+
 /// `/proc/self/mem` reads and writes pages of a mapping that were never faulted in (served from
 /// the VMA's offset by `vm_ops->access`), without faulting them; a revoked device serves EIO.
-fn access_untouched(
-    device: &Device,
-    writer: &DeviceMapping,
-    map: &MapFn<'_>,
-) -> Result<String, String> {
-    let fresh = map(writer.offset, writer.len, 0)?;
+fn access_serves_pages_never_faulted(cx: &Ctx) -> Result<String, String> {
+    let device = &cx.device;
+    let writer = cx.map(0, cx.len, 0)?;
+    stamp(&writer);
+    let fresh = cx.map(writer.offset, writer.len, 0)?;
     let mut mem = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -774,16 +675,23 @@ fn access_untouched(
     }
 }
 
+fn mremap_part_of_a_huge_entry(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    let part = 2 * MIB;
+    let target = cx.map(0, part, 4096)?; // a 4 KiB-misaligned landing area
+    move_onto(m.ptr, part, &target)?;
+    verify(&target, 0, part)?;
+    verify(&m, part, m.len)?;
+    Ok("moved 2 MiB out of a huge entry to a misaligned address; both sides intact".into())
+}
+
 /// The host check follows what the kernel allows: 4 KiB leaves after MADV_NOHUGEPAGE are
 /// correct (smaller than possible, not a mismatch), and a range over several VMAs is checked
 /// VMA by VMA against each one's own offset.
-fn host_check_smaller_leaves(
-    device: &Device,
-    map: &MapFn<'_>,
-    len: usize,
-    page_size: u64,
-) -> Result<String, String> {
-    let m = map(0, len, 0)?;
+fn host_check_after_nohugepage_and_across_vmas(cx: &Ctx) -> Result<String, String> {
+    let (device, page_size) = (&cx.device, cx.info.page_size);
+    let m = cx.map(0, cx.len, 0)?;
     // SAFETY: advice on our own mapping.
     if unsafe { libc::madvise(m.ptr.cast(), m.len, libc::MADV_NOHUGEPAGE) } != 0 {
         return Err(format!("madvise(MADV_NOHUGEPAGE): errno {}", errno()));
@@ -809,7 +717,7 @@ fn host_check_smaller_leaves(
         host.leaves, host.smaller_pages
     );
     // Three VMAs: split the middle off with mprotect (same offsets, same pages).
-    let m = map(0, len, 0)?;
+    let m = cx.map(0, cx.len, 0)?;
     stamp(&m);
     let third = (m.len / 3) & !(2 * MIB - 1);
     // SAFETY: changing the protection of the middle of our own mapping.
@@ -825,6 +733,142 @@ fn host_check_smaller_leaves(
         "MADV_NOHUGEPAGE: {nohuge}; three VMAs: {:?}, {} smaller than possible",
         host.leaves, host.smaller_pages
     ))
+}
+
+fn pte_mapped_piece_moved_to_an_aligned_address(cx: &Ctx) -> Result<String, String> {
+    // Faulted in at a misaligned VA (PTEs only), then moved where huge leaves would fit:
+    // the PTEs move with it, and the host must call them correct, not wrong_size.
+    let piece = 4 * MIB;
+    let m = cx.map(0, piece, 4096)?;
+    stamp(&m);
+    let target = cx.map(0, piece, 0)?;
+    move_onto(m.ptr, piece, &target)?;
+    let host = host_passes(&cx.device, &target, "after moving PTEs to an aligned VA")?;
+    verify(&target, 0, piece)?;
+    Ok(format!(
+        "leaves {:?}, {} pages smaller than possible, all correct",
+        host.leaves, host.smaller_pages
+    ))
+}
+
+fn disable_gives_sigbus_enable_refaults(cx: &Ctx) -> Result<String, String> {
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    cx.device.set_enabled(false).map_err(|e| e.to_string())?;
+    let status = in_child(|| {
+        // SAFETY: inside the live mapping; the fault must raise SIGBUS.
+        unsafe { m.ptr.cast::<u64>().read_volatile() };
+        0
+    });
+    cx.device.set_enabled(true).map_err(|e| e.to_string())?;
+    if !killed_by_sigbus(status) {
+        return Err(format!(
+            "child touching a disabled device: {}",
+            describe_status(status)
+        ));
+    }
+    verify(&m, 0, m.len)?;
+    Ok("SIGBUS while disabled, data back after enable".into())
+}
+
+fn bad_input_is_refused(cx: &Ctx) -> Result<String, String> {
+    let fd = cx.device.file.as_raw_fd();
+    // SAFETY: each call asks for a fresh mapping and is expected to fail.
+    let private = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            fd,
+            0,
+        )
+    };
+    let private_errno = errno();
+    // SAFETY: as above.
+    let beyond = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            (cx.info.vram_size - 4096) as libc::off_t,
+        )
+    };
+    let beyond_errno = errno();
+    let bad_strategy = cx.device.raw_ioctl(crate::uapi::SET_STRATEGY, 7);
+    let bad_request = cx.device.raw_ioctl(0x1234, 0);
+    let bad_pointer = cx.device.raw_ioctl(crate::uapi::INFO, 16);
+    let ok = private == libc::MAP_FAILED
+        && private_errno == libc::EINVAL
+        && beyond == libc::MAP_FAILED
+        && beyond_errno == libc::EINVAL
+        && bad_strategy.is_err()
+        && bad_request == Err(libc::ENOTTY)
+        && bad_pointer == Err(libc::EFAULT);
+    let detail = format!(
+        "MAP_PRIVATE errno {private_errno}, past VRAM errno {beyond_errno}, bad strategy {bad_strategy:?}, unknown ioctl {bad_request:?}, bad pointer {bad_pointer:?}"
+    );
+    if ok {
+        Ok(detail)
+    } else {
+        Err(detail)
+    }
+}
+
+fn rmmod_refused_while_open(_cx: &Ctx) -> Result<String, String> {
+    let status = std::process::Command::new("rmmod")
+        .arg("rangefault")
+        .status();
+    let still_loaded = std::path::Path::new("/sys/module/rangefault").exists();
+    if still_loaded && !matches!(status, Ok(s) if s.success()) {
+        Ok("rmmod refused while /dev/rangefault0 is open".into())
+    } else {
+        Err(format!(
+            "rmmod with an open file: {status:?}, loaded: {still_loaded}"
+        ))
+    }
+}
+
+fn unbind_while_mapped_gives_sigbus(cx: &Ctx) -> Result<String, String> {
+    let function = PciFunction::find().map_err(|e| e.to_string())?;
+    let m = cx.map(0, cx.len, 0)?;
+    stamp(&m);
+    let mut pipe = [0; 2];
+    // SAFETY: creating a pipe into a two-element array.
+    unsafe { libc::pipe(pipe.as_mut_ptr()) };
+    let status = {
+        // SAFETY: as in `in_child`; the child waits on the pipe, then touches.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let mut byte = 0u8;
+            // SAFETY: blocking read of one byte from our pipe, then a touch that must SIGBUS.
+            unsafe {
+                libc::read(pipe[0], (&raw mut byte).cast(), 1);
+                m.ptr.add(4096).cast::<u64>().read_volatile();
+                libc::_exit(0);
+            }
+        }
+        let unbind = std::fs::write("/sys/bus/pci/drivers/rangefault/unbind", &function.bdf);
+        // SAFETY: waking the child through our pipe.
+        unsafe { libc::write(pipe[1], [1u8].as_ptr().cast(), 1) };
+        let mut status = 0;
+        // SAFETY: waiting for our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        unbind.map_err(|e| format!("unbind: {e}"))?;
+        status
+    };
+    drop(m);
+    let rebind = std::fs::write("/sys/bus/pci/drivers/rangefault/bind", &function.bdf);
+    if !killed_by_sigbus(status) {
+        return Err(format!(
+            "child touching after unbind: {}",
+            describe_status(status)
+        ));
+    }
+    rebind.map_err(|e| format!("rebind: {e}"))?;
+    Ok("child got SIGBUS after unbind; driver re-bound cleanly".into())
 }
 
 /// `OpenOptions::custom_flags(O_DIRECT)` with a readable name.

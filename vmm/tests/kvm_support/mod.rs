@@ -42,13 +42,18 @@ pub const REG_BAR2_LO: u32 = 0x18;
 pub const REG_BAR2_HI: u32 = 0x1c;
 pub const COMMAND_MEMORY: u32 = 1 << 1;
 
-/// Whether KVM can run guests here; says so visibly when not.
-pub fn kvm_usable() -> bool {
+/// Whether KVM can run guests here; says so visibly when not, and fails under CI (`CI` set),
+/// which must run the KVM `tests` (as the boot tests do, `ci/tests/common`).
+pub fn kvm_usable(tests: &str) -> bool {
     match kvm_ioctls::Kvm::new() {
         Ok(_) => true,
         Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "/dev/kvm is not usable here ({e}) and CI must run the KVM {tests} tests"
+            );
             eprintln!(
-                "SKIPPED: /dev/kvm is not usable here ({e}); the KVM tiny-guest tests did not run"
+                "SKIPPED: /dev/kvm is not usable here ({e}); the KVM {tests} tests did not run"
             );
             false
         }
