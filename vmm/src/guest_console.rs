@@ -94,6 +94,25 @@ pub struct GuestConsole {
     /// Results, errors and problem lines beyond `MAX_ENTRIES`, not kept.
     pub dropped: u64,
     started: Option<Instant>,
+    /// A result line a kernel message cut in two: its first part, and how
+    /// many more lines may still complete it.
+    split_result: Option<(String, u8)>,
+}
+
+/// Lines a split result may take to complete before it counts as broken.
+const MAX_SPLIT_LINES: u8 = 8;
+
+/// Where a printk record starts inside `text` ("[  194.742068] ..."), if it does.
+fn embedded_kernel_message(text: &str) -> Option<usize> {
+    text.match_indices('[').map(|(at, _)| at).find(|&at| {
+        let rest = &text[at + 1..];
+        rest.split_once(']').is_some_and(|(stamp, _)| {
+            let stamp = stamp.trim_start();
+            stamp.contains('.')
+                && !stamp.is_empty()
+                && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
+        })
+    })
 }
 
 impl GuestConsole {
@@ -113,15 +132,20 @@ impl GuestConsole {
     fn feed_at(&mut self, raw: &str, now: Instant) {
         let line = raw.trim_end_matches(['\r', '\n']);
         let text = strip_timestamp(line);
-        if let Some(json) = text.strip_prefix("RANGEFAULT-RESULT ") {
-            match serde_json::from_str(json) {
-                Ok(value) => keep(&mut self.results, value, &mut self.dropped),
-                Err(e) => keep(
-                    &mut self.errors,
-                    format!("unparseable result line ({e}): {json}"),
-                    &mut self.dropped,
-                ),
+        if let Some((head, left)) = self.split_result.take() {
+            // Whole kernel lines may come before the rest of a split result.
+            if text.len() == line.len() {
+                self.result(&(head + line), now);
+                return;
             }
+            if left == 0 {
+                self.broken_result(&head, "cut by kernel messages and never completed");
+            } else {
+                self.split_result = Some((head, left - 1));
+            }
+        }
+        if let Some(json) = text.strip_prefix("RANGEFAULT-RESULT ") {
+            self.result(json, now);
         } else if let Some(message) = text.strip_prefix("RANGEFAULT-ERROR ") {
             keep(&mut self.errors, message.to_owned(), &mut self.dropped);
         } else if let Some(code) = text.strip_prefix("RANGEFAULT-EXIT ") {
@@ -141,6 +165,42 @@ impl GuestConsole {
         }
         if PROBLEM_MARKERS.iter().any(|m| text.contains(m)) {
             keep(&mut self.problems, text.to_owned(), &mut self.dropped);
+        }
+    }
+
+    /// A result's JSON. The kernel may print in the middle of a long line
+    /// from user space ("...\"rea[  194.74] clocksource: ...\n" then
+    /// "d it...}"): such a line is taken apart, the kernel message read as
+    /// its own line, and the result completed from the lines that follow.
+    fn result(&mut self, json: &str, now: Instant) {
+        let error = match serde_json::from_str(json) {
+            Ok(value) => return keep(&mut self.results, value, &mut self.dropped),
+            Err(e) => e,
+        };
+        let left = self.split_result.as_ref().map_or(MAX_SPLIT_LINES, |s| s.1);
+        if let (true, Some(at), 1..) = (error.is_eof(), embedded_kernel_message(json), left) {
+            let (head, message) = json.split_at(at);
+            self.split_result = Some((head.to_owned(), left - 1));
+            let pending = self.split_result.take();
+            self.feed_at(message, now);
+            self.split_result = pending;
+            return;
+        }
+        self.broken_result(json, &error.to_string());
+    }
+
+    fn broken_result(&mut self, json: &str, why: &str) {
+        keep(
+            &mut self.errors,
+            format!("unparseable result line ({why}): {json}"),
+            &mut self.dropped,
+        );
+    }
+
+    /// The console has ended: a result still waiting for its rest is broken.
+    pub fn finish(&mut self) {
+        if let Some((head, _)) = self.split_result.take() {
+            self.broken_result(&head, "cut by a kernel message; the console ended first");
         }
     }
 
@@ -220,6 +280,46 @@ mod tests {
         }
         assert_eq!(c.problems.len(), MAX_ENTRIES);
         assert_eq!(c.dropped, 5);
+    }
+
+    #[test]
+    fn a_result_split_by_a_kernel_message_is_put_back_together() {
+        let c = console(&[
+            "RANGEFAULT-RESULT {\"scenario\":\"semantics\",\"detail\":\"O_RDONLY maps and rea[  194.742068] clocksource: Marking clocksource tsc unstable due to frequency skew\r",
+            "[  194.750000] WARNING: CPU: 1 PID: 7 at mm/memory.c:1 f+0x0\r",
+            "d it\",\"pass\":true}\r",
+            "RANGEFAULT-EXIT 0",
+        ]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.results.len(), 1);
+        assert_eq!(c.results[0]["detail"], "O_RDONLY maps and read it");
+        // Both kernel lines were read as kernel lines.
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert!(c.problems[0].starts_with("WARNING: CPU: 1"));
+    }
+
+    #[test]
+    fn a_result_that_never_completes_is_an_error() {
+        let mut lines = vec!["RANGEFAULT-RESULT {\"a\":\"b[    1.000000] x"];
+        lines.extend(["[    1.1] more"; 3]);
+        lines.push("}");
+        let c = console(&lines);
+        assert_eq!(c.results.len(), 0);
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        // Nothing but kernel lines after the cut: broken after MAX_SPLIT_LINES of them.
+        let mut lines = vec!["RANGEFAULT-RESULT {\"a\":\"b[    1.000000] x"];
+        lines.extend(["[    1.1] more"; MAX_SPLIT_LINES as usize + 1]);
+        let c = console(&lines);
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        // The console ends before the rest arrives.
+        let mut c = console(&["RANGEFAULT-RESULT {\"a\":\"b[    1.000000] x"]);
+        assert!(c.errors.is_empty());
+        c.finish();
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        // A plain truncated line (no kernel message inside) is an error at once.
+        let c = console(&["RANGEFAULT-RESULT {\"a\":", "RANGEFAULT-EXIT 0"]);
+        assert_eq!(c.errors.len(), 1);
+        assert_eq!(c.exit_code, Some(0));
     }
 
     #[test]

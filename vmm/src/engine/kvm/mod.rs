@@ -137,7 +137,10 @@ pub fn run(launch: &GuestLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result
                     stopper.stop("the guest kernel halted");
                 }
             }
-            Ok(Event::Ended(outcome)) => break outcome?,
+            Ok(Event::Ended(outcome)) => {
+                console.finish();
+                break outcome?;
+            }
             Err(_) => anyhow::bail!("the KVM VM thread died without a result"),
         }
     };

@@ -159,6 +159,7 @@ pub fn watch(
             }
         }
     }
+    console.finish();
     let status = child.wait().ok();
     let keep = stderr.len().saturating_sub(50);
     stderr.drain(..keep);
