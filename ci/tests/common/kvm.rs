@@ -6,14 +6,15 @@ use serde_json::Value;
 use super::assertions::{assert_fault_matrix, assert_semantics};
 
 /// Every host check the guest asked for was cross-checked against the ringing vCPU's CR3 and
-/// matched (the deliberately wrong expectations change the offset or the leaf size, never the
-/// root), and the engine read one CR3 per doorbell.
+/// IA32_PAT and matched (the deliberately wrong expectations change the offset or the leaf size,
+/// never the root), and the engine read one CR3 per doorbell.
 pub fn assert_roots_were_cr3(report: &Value) {
     let checks = &report["host_checks"];
     let records = checks["records"].as_array().expect("host_checks.records");
     assert!(!records.is_empty(), "{checks:#}");
     for record in records {
         assert_eq!(record["cr3"]["matches"], true, "{record:#}");
+        assert_eq!(record["pat"]["matches"], true, "{record:#}");
     }
     assert_eq!(report["host"]["cr3_reads"], checks["total"], "{report:#}");
 }
