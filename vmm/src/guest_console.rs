@@ -144,12 +144,22 @@ impl GuestConsole {
                 self.split_result = Some((head, left - 1));
             }
         }
+        // Result and exit lines are data: kernel messages printed into them are taken out
+        // and read on their own; their text is never a kernel problem.
         if let Some(json) = text.strip_prefix("RANGEFAULT-RESULT ") {
             self.result(json, now);
+            return;
         } else if let Some(message) = text.strip_prefix("RANGEFAULT-ERROR ") {
             keep(&mut self.errors, message.to_owned(), &mut self.dropped);
         } else if let Some(code) = text.strip_prefix("RANGEFAULT-EXIT ") {
+            // A kernel message may follow on the same line.
+            let (code, message) =
+                code.split_at(embedded_kernel_message(code).unwrap_or(code.len()));
             self.exit_code = Some(code.trim().parse().unwrap_or(255));
+            if !message.is_empty() {
+                self.feed_at(message, now);
+            }
+            return;
         } else if text.contains("rangefault") && text.contains(" bound:") {
             let after = self.started.map(|s| now.saturating_duration_since(s));
             if self.bound_line.is_none() {
@@ -178,9 +188,18 @@ impl GuestConsole {
             Err(e) => e,
         };
         let left = self.split_result.as_ref().map_or(MAX_SPLIT_LINES, |s| s.1);
-        if let (true, Some(at), 1..) = (error.is_eof(), embedded_kernel_message(json), left) {
+        if let (Some(at), 1..) = (embedded_kernel_message(json), left) {
             let (head, message) = json.split_at(at);
-            self.split_result = Some((head.to_owned(), left - 1));
+            match serde_json::from_str(head) {
+                // The message came right after the result ("...}[  46.80] clocksource: ...").
+                Ok(value) => keep(&mut self.results, value, &mut self.dropped),
+                // It came in the middle: the rest of the result follows on later lines.
+                Err(e) if e.is_eof() => self.split_result = Some((head.to_owned(), left - 1)),
+                Err(_) => {
+                    self.broken_result(json, &error.to_string());
+                    return;
+                }
+            }
             let pending = self.split_result.take();
             self.feed_at(message, now);
             self.split_result = pending;
@@ -296,6 +315,33 @@ mod tests {
         // Both kernel lines were read as kernel lines.
         assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
         assert!(c.problems[0].starts_with("WARNING: CPU: 1"));
+    }
+
+    #[test]
+    fn a_kernel_message_right_after_a_result_is_its_own_line() {
+        let c = console(&[
+            "RANGEFAULT-RESULT {\"scenario\":\"faults\",\"pass\":true}[   46.800066] clocksource: Marking clocksource tsc unstable due to frequency skew\r",
+            "[   46.9] BUG: Bad page map in process probe\r",
+            "RANGEFAULT-EXIT 0",
+        ]);
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(c.results.len(), 1);
+        assert_eq!(c.results[0]["scenario"], "faults");
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        // JSON that is broken before the kernel message is still broken.
+        let c = console(&["RANGEFAULT-RESULT {\"a\" 1}[    1.0] x"]);
+        assert_eq!((c.results.len(), c.errors.len()), (0, 1));
+        // A result's text is data, not a kernel problem.
+        let c = console(&["RANGEFAULT-RESULT {\"detail\":\"no BUG: here\"}"]);
+        assert_eq!((c.results.len(), c.problems.len()), (1, 0));
+    }
+
+    #[test]
+    fn an_exit_line_with_a_kernel_message_after_it_keeps_its_code() {
+        let c = console(&["RANGEFAULT-EXIT 0[   12.5] WARNING: at mm/memory.c:1\r"]);
+        assert_eq!(c.exit_code, Some(0));
+        assert_eq!(c.problems.len(), 1);
+        assert_eq!(console(&["RANGEFAULT-EXIT 0x"]).exit_code, Some(255));
     }
 
     #[test]
