@@ -7,7 +7,6 @@ mod guest_files;
 mod guest_ram;
 mod hostvirt;
 mod images;
-mod page_table_check;
 mod report;
 mod run;
 mod size;

@@ -2,9 +2,9 @@
 //! [`CheckRequest`]s by walking the guest's page tables in guest RAM with
 //! page-walker, and translates its report into the device's terms.
 //!
-//! Free of the rest of `vmm` (the KVM machine uses it, and the tiny-guest
-//! tests build the machine on its own); each engine's view of guest RAM
-//! implements [`GuestPageTables`] on top of [`check_in`].
+//! Lives with the KVM machine, which uses it, and serves `vmm`'s QEMU
+//! engine too; each engine's view of guest RAM implements
+//! [`GuestPageTables`] on top of [`check_in`].
 
 use device_model::host_check::{
     CheckOutcome, CheckRequest, LeafCounts, LeafSize, Mismatch, MismatchKind, PatMemType,
