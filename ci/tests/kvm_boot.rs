@@ -12,35 +12,19 @@
 mod common;
 
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::Value;
+use vmm::hostvirt::HostVirt;
 
 use common::boot_scenario_on;
 use common::kvm::{assert_kvm_faults, assert_kvm_semantics};
 
-/// Why Linux cannot boot under KVM here, if it cannot (the rule `vmm run --engine auto` uses).
-fn kvm_unavailable() -> Option<String> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let hardware_virt = cpuinfo
-        .lines()
-        .filter(|line| line.starts_with("flags"))
-        .flat_map(str::split_whitespace)
-        .any(|flag| flag == "vmx" || flag == "svm");
-    if !Path::new("/dev/kvm").exists() {
-        Some("no /dev/kvm on this host".into())
-    } else if Path::new("/sys/module/kvm_pvm").exists() {
-        Some("/dev/kvm is the paravirtual kvm_pvm module, which cannot boot Linux".into())
-    } else if !hardware_virt {
-        Some("/proc/cpuinfo shows no vmx/svm: KVM here cannot boot Linux".into())
-    } else {
-        None
-    }
-}
-
-/// Boots `scenario` under KVM; None (after a visible SKIPPED line) where that cannot work.
+/// Boots `scenario` under KVM; None (after a visible SKIPPED line) where that cannot work (by
+/// the rule `vmm run --engine auto` uses: vmm's own `HostVirt`).
 fn boot_on_kvm(name: &str, vram: &str, page: &str, scenario: &str) -> Option<Value> {
-    if let Some(why) = kvm_unavailable() {
+    let host = HostVirt::detect();
+    if !host.kvm_boots_linux() {
+        let why = host.explain();
         // Straight to stderr: the test harness captures `eprintln!` of passing tests, and a skip
         // must show in the CI log.
         let _ = writeln!(

@@ -8,19 +8,19 @@
 use crate::paging::{PageSize, TableLevel};
 
 pub(crate) const PRESENT: u64 = 1 << 0;
-pub(crate) const WRITABLE: u64 = 1 << 1;
-pub(crate) const USER: u64 = 1 << 2;
-pub(crate) const PWT: u64 = 1 << 3;
-pub(crate) const PCD: u64 = 1 << 4;
+pub const WRITABLE: u64 = 1 << 1;
+pub const USER: u64 = 1 << 2;
+pub const PWT: u64 = 1 << 3;
+pub const PCD: u64 = 1 << 4;
 /// PS: set in a PDPTE or PDE that maps a page. Reserved in PML5Es and
 /// PML4Es. The same bit in a PTE is PAT (see [`PTE_PAT`]).
 pub(crate) const PAGE_SIZE: u64 = 1 << 7;
 /// PAT in a PTE, where there is no PS bit to collide with.
-pub(crate) const PTE_PAT: u64 = 1 << 7;
+pub const PTE_PAT: u64 = 1 << 7;
 /// PAT in a 2M or 1G leaf: bit 7 is taken by PS, so PAT moved to the lowest
 /// address bit, which a huge page's alignment leaves free.
-pub(crate) const HUGE_PAT: u64 = 1 << 12;
-pub(crate) const EXECUTE_DISABLE: u64 = 1 << 63;
+pub const HUGE_PAT: u64 = 1 << 12;
+pub const EXECUTE_DISABLE: u64 = 1 << 63;
 
 /// Highest address bit (exclusive) any entry can hold.
 const ADDRESS_LIMIT_BIT: u32 = 52;

@@ -12,8 +12,8 @@ mod entry;
 mod error;
 mod memtype;
 mod paging;
-#[cfg(test)]
-mod testutil;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testutil;
 mod walk;
 
 pub use check::{

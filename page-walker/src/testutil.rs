@@ -1,32 +1,33 @@
 //! Synthetic guests for unit tests: a small `GuestMemoryMmap` whose first
 //! pages hold page tables, and helpers to install and corrupt entries.
+//! Other crates' tests get it with the `test-util` feature.
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
-use crate::entry::{PAGE_SIZE, PRESENT, USER, WRITABLE};
+use crate::entry::{PAGE_SIZE, PRESENT};
 use crate::paging::{PageSize, PagingMode, PagingState, TableLevel};
 
-pub(crate) use crate::entry::{EXECUTE_DISABLE, HUGE_PAT, PCD, PTE_PAT, PWT};
+pub use crate::entry::{EXECUTE_DISABLE, HUGE_PAT, PCD, PTE_PAT, PWT, USER, WRITABLE};
 
 /// Guest RAM size; anonymous mmap, so untouched pages cost nothing.
-pub(crate) const RAM_SIZE: u64 = 64 << 20;
+pub const RAM_SIZE: u64 = 64 << 20;
 /// Where a BAR would be: above RAM, so leaves point outside guest memory
 /// just as VRAM mappings do.
-pub(crate) const BAR_GPA: u64 = 0x80_0000_0000;
+pub const BAR_GPA: u64 = 0x80_0000_0000;
 /// Leaf bits of a typical user data mapping: RW, U/S and XD.
-pub(crate) const USER_BITS: u64 = WRITABLE | USER | EXECUTE_DISABLE;
+pub const USER_BITS: u64 = WRITABLE | USER | EXECUTE_DISABLE;
 /// Intermediate tables get every permission so leaves decide.
 const TABLE_FLAGS: u64 = PRESENT | WRITABLE | USER;
 
-pub(crate) struct TestGuest {
-    pub(crate) mem: GuestMemoryMmap,
-    pub(crate) mode: PagingMode,
-    pub(crate) root: u64,
+pub struct TestGuest {
+    pub mem: GuestMemoryMmap,
+    pub mode: PagingMode,
+    pub root: u64,
     next_free: u64,
 }
 
 impl TestGuest {
-    pub(crate) fn new(mode: PagingMode) -> Self {
+    pub fn new(mode: PagingMode) -> Self {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), RAM_SIZE as usize)])
             .expect("allocate test guest memory");
         let mut guest = TestGuest {
@@ -41,23 +42,23 @@ impl TestGuest {
     }
 
     /// Paging state with Linux's PAT.
-    pub(crate) fn paging(&self) -> PagingState {
+    pub fn paging(&self) -> PagingState {
         PagingState::linux(self.root, self.mode)
     }
 
     /// A zeroed (all not-present) table page.
-    pub(crate) fn alloc_table(&mut self) -> u64 {
+    pub fn alloc_table(&mut self) -> u64 {
         let table = self.next_free;
         self.next_free += 0x1000;
         assert!(self.next_free <= RAM_SIZE, "test guest out of table pages");
         table
     }
 
-    pub(crate) fn read(&self, gpa: u64) -> u64 {
+    pub fn read(&self, gpa: u64) -> u64 {
         self.mem.read_obj(GuestAddress(gpa)).expect("read entry")
     }
 
-    pub(crate) fn write(&self, gpa: u64, value: u64) {
+    pub fn write(&self, gpa: u64, value: u64) {
         self.mem
             .write_obj(value, GuestAddress(gpa))
             .expect("write entry");
@@ -65,7 +66,7 @@ impl TestGuest {
 
     /// GPA of the entry for `va` at `level`, creating missing tables above
     /// it.
-    pub(crate) fn entry_gpa(&mut self, va: u64, level: TableLevel) -> u64 {
+    pub fn entry_gpa(&mut self, va: u64, level: TableLevel) -> u64 {
         let mut table = self.root;
         let mut at = self.mode.root_level();
         loop {
@@ -86,7 +87,7 @@ impl TestGuest {
 
     /// Installs a present leaf of `size` mapping `va` to `gpa`, with extra
     /// entry bits `flags` (PWT, PTE_PAT/HUGE_PAT, WRITABLE, ...).
-    pub(crate) fn map(&mut self, va: u64, gpa: u64, size: PageSize, flags: u64) {
+    pub fn map(&mut self, va: u64, gpa: u64, size: PageSize, flags: u64) {
         let level = match size {
             PageSize::Size4K => TableLevel::Pt,
             PageSize::Size2M => TableLevel::Pd,
@@ -102,7 +103,7 @@ impl TestGuest {
     }
 
     /// Maps `len` bytes at `va` to `gpa` with 4K leaves.
-    pub(crate) fn map_4k_range(&mut self, va: u64, gpa: u64, len: u64, flags: u64) {
+    pub fn map_4k_range(&mut self, va: u64, gpa: u64, len: u64, flags: u64) {
         for offset in (0..len).step_by(0x1000) {
             self.map(va + offset, gpa + offset, PageSize::Size4K, flags);
         }

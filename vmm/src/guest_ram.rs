@@ -16,12 +16,11 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use device_model::{CheckOutcome, CheckRequest, GuestPageTables};
+use kvm_machine::page_table_check::check_in;
 use vm_memory::{
     FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
     GuestRegionMmap, MmapRegion,
 };
-
-use crate::page_table_check::check_in;
 
 /// Why a DMA map cannot serve as guest RAM.
 #[derive(Debug, thiserror::Error)]

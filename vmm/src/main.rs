@@ -1,21 +1,11 @@
-//! `vmm`: boots a Linux guest with the rangefault VRAM device attached and
-//! reports what the guest saw.
-
-mod engine;
-mod guest_console;
-mod guest_files;
-mod guest_ram;
-mod hostvirt;
-mod images;
-mod page_table_check;
-mod report;
-mod run;
-mod size;
-mod topology;
+//! The `vmm` binary: parses the command line, sets up logging and hands
+//! the command to the `vmm` library.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use vmm::run;
 
 #[derive(Parser)]
 #[command(

@@ -13,9 +13,9 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
+use rangefault_ci::{build_vmm, read_report, repo, run_vmm};
 use serde_json::{json, Value};
 
 /// (VRAM, preferred page size) per boot: 1 GiB touched each time (2 GiB VRAM for 1 GiB pages).
@@ -36,10 +36,6 @@ const USAGE: &str =
 Boots one guest per preferred page size on the `bench` kernel flavour (built and cached
 on first use, ~10 min on 2 cores) and writes bench/fault-latency-<engine>.{json,md}.
 --from-reports boots nothing and rewrites them from the last run's reports in target/.";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 struct Options {
     engine: String,
@@ -83,21 +79,22 @@ fn report_path(engine: &str, page: &str) -> PathBuf {
     repo().join(format!("target/bench-{engine}-{page}.json"))
 }
 
-fn read_report(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("no report: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
-}
-
 fn run_config(vmm: &Path, engine: &str, vram: &str, page: &str) -> Result<Value, String> {
-    let report = report_path(engine, page);
-    let status = Command::new(vmm)
-        .args(["run", "--engine", engine, "--kernel-flavour", "bench"])
-        .args(["--vram", vram, "--page-size", page])
-        .args(["--scenario", "bench", "--timeout", "3600", "--report"])
-        .arg(&report)
-        .status()
-        .map_err(|e| format!("cannot run vmm: {e}"))?;
-    let value = read_report(&report)?;
+    let args = [
+        "--engine",
+        engine,
+        "--kernel-flavour",
+        "bench",
+        "--vram",
+        vram,
+        "--page-size",
+        page,
+        "--scenario",
+        "bench",
+        "--timeout",
+        "3600",
+    ];
+    let (status, value) = run_vmm(vmm, &args, &report_path(engine, page))?;
     if !status.success() {
         return Err(format!("vmm {status}; report pass = {}", value["pass"]));
     }
@@ -262,17 +259,17 @@ fn main() {
         }
     };
     let engine = options.engine.as_str();
-    let vmm = repo().join("target/release/vmm");
-    if !options.from_reports {
-        let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--quiet", "-p", "vmm"])
-            .current_dir(repo())
-            .status();
-        if !matches!(built, Ok(s) if s.success()) {
-            eprintln!("error: building vmm failed");
-            std::process::exit(1);
+    let vmm = if options.from_reports {
+        PathBuf::new()
+    } else {
+        match build_vmm(&repo().join("target")) {
+            Ok(vmm) => vmm,
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
         }
-    }
+    };
 
     let configs: Vec<&(&str, &str)> = CONFIGS
         .iter()

@@ -6,29 +6,17 @@ pub mod assertions;
 pub mod kvm;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+pub use rangefault_ci::repo;
 
 /// Builds the vmm binary once, into its own target dir (the outer cargo holds the workspace's).
 pub fn vmm_binary() -> &'static Path {
     static VMM: OnceLock<PathBuf> = OnceLock::new();
     VMM.get_or_init(|| {
-        let target = repo().join("target/ci");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "vmm", "--target-dir"])
-            .arg(&target)
-            .current_dir(repo())
-            .status()
-            .expect("cannot run cargo");
-        assert!(status.success(), "building vmm failed");
-        target.join("release/vmm")
+        rangefault_ci::build_vmm(&repo().join("target/ci")).unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
@@ -61,17 +49,8 @@ fn boot_lock() -> std::sync::MutexGuard<'static, ()> {
 pub fn boot(name: &str, args: &[&str]) -> (i32, Value) {
     let _guard = boot_lock();
     let report = repo().join(format!("target/ci/report-{name}.json"));
-    let _ = std::fs::remove_file(&report);
-    let status = Command::new(vmm_binary())
-        .arg("run")
-        .args(args)
-        .arg("--report")
-        .arg(&report)
-        .status()
-        .expect("cannot run vmm");
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("no report at {} ({e}); vmm exit {status}", report.display()));
-    let value: Value = serde_json::from_str(&text).expect("report is not JSON");
+    let (status, value) = rangefault_ci::run_vmm(vmm_binary(), args, &report)
+        .unwrap_or_else(|e| panic!("{}: {e}", report.display()));
     (status.code().unwrap_or(-1), value)
 }
 

@@ -6,8 +6,7 @@
 //! memory types with that vCPU's IA32_PAT. The console
 //! feeds the same [`GuestConsole`] parser as the QEMU engine, and the
 //! outcome is the same [`GuestRun`], with the KVM engine's own counters.
-
-pub mod machine;
+//! The machine itself is the `kvm-machine` crate.
 
 use std::io::{self, Write};
 use std::sync::mpsc::{self, Sender};
@@ -18,15 +17,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use device_model::RangefaultDevice;
+use kvm_machine::{EndReason, RunOutcome, Vm, VmConfig};
 
 use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, KvmCounters};
 use crate::guest_console::GuestConsole;
 use crate::hostvirt::HostVirt;
-use machine::{EndReason, RunOutcome, Vm, VmConfig};
 
 // Both engines put the device at the same address, so the guest, the
 // topology printout and the reports agree.
-const _: () = assert!(machine::RANGEFAULT_SLOT == super::qemu::PCI_SLOT);
+const _: () = assert!(kvm_machine::RANGEFAULT_SLOT == super::qemu::PCI_SLOT);
 
 /// Kernel messages printed once the guest has halted or powered off. This
 /// machine has no ACPI, so a guest that powers off anyway (not our /init,

@@ -2,9 +2,9 @@
 //! [`CheckRequest`]s by walking the guest's page tables in guest RAM with
 //! page-walker, and translates its report into the device's terms.
 //!
-//! Free of the rest of `vmm` (the KVM machine uses it, and the tiny-guest
-//! tests build the machine on its own); each engine's view of guest RAM
-//! implements [`GuestPageTables`] on top of [`check_in`].
+//! Lives with the KVM machine, which uses it, and serves `vmm`'s QEMU
+//! engine too; each engine's view of guest RAM implements
+//! [`GuestPageTables`] on top of [`check_in`].
 
 use device_model::host_check::{
     CheckOutcome, CheckRequest, LeafCounts, LeafSize, Mismatch, MismatchKind, PatMemType,
@@ -102,32 +102,32 @@ fn mismatch_kind(kind: page_walker::MismatchKind) -> MismatchKind {
 #[cfg(test)]
 mod tests {
     use device_model::host_check::Strategy;
-    use vm_memory::{Bytes, GuestAddress};
+    use page_walker::testutil::{TestGuest, PWT, USER, WRITABLE};
 
     use super::*;
 
     const BAR: u64 = 0xfe_0000_0000;
     const VA: u64 = 0x0000_7f00_0000_0000;
+    /// The PML4: page-walker's test guest allocates it first.
+    const ROOT: u64 = 0x1000;
+    /// Write-combining under Linux's PAT, writable, user.
+    const WC_LEAF: u64 = PWT | WRITABLE | USER;
 
-    /// 1 MiB of RAM with a PML4 at 0x1000 -> PDPT 0x2000 -> PD 0x3000 whose
-    /// first entry is a WC 2M leaf onto BAR.
+    /// Page tables at [`ROOT`] mapping VA onto BAR with one WC 2M leaf.
+    fn tables() -> TestGuest {
+        let mut tables = TestGuest::new(PagingMode::FourLevel);
+        assert_eq!(tables.root, ROOT);
+        tables.map(VA, BAR, PageSize::Size2M, WC_LEAF);
+        tables
+    }
+
     fn guest() -> GuestMemoryMmap {
-        let memory = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
-        let table = 0x7; // present, writable, user
-        let pwt_leaf_2m = 0x8 | 0x80 | table;
-        for (gpa, entry) in [
-            (0x1000 + 8 * 0xfe, 0x2000 | table),
-            (0x2000, 0x3000 | table),
-            (0x3000, BAR | pwt_leaf_2m),
-        ] {
-            memory.write_obj::<u64>(entry, GuestAddress(gpa)).unwrap();
-        }
-        memory
+        tables().mem
     }
 
     fn request(max_leaf: LeafSize) -> CheckRequest {
         CheckRequest {
-            root: 0x1000,
+            root: ROOT,
             va: VA,
             len: 2 << 20,
             offset: 0,
@@ -178,22 +178,12 @@ mod tests {
     }
 
     /// [`guest`] plus a second 2 MiB, VA+2M onto BAR+2M, mapped by 512
-    /// correct WC 4K PTEs (PT at 0x4000), as after MADV_NOHUGEPAGE or an
-    /// mremap of a PTE-mapped piece.
+    /// correct WC 4K PTEs, as after MADV_NOHUGEPAGE or an mremap of a
+    /// PTE-mapped piece.
     fn guest_with_ptes() -> GuestMemoryMmap {
-        let memory = guest();
-        let table = 0x7;
-        let pwt_pte = 0x8 | table;
-        memory
-            .write_obj::<u64>(0x4000 | table, GuestAddress(0x3000 + 8))
-            .unwrap();
-        for i in 0..512u64 {
-            let gpa = BAR + (2 << 20) + i * 0x1000;
-            memory
-                .write_obj::<u64>(gpa | pwt_pte, GuestAddress(0x4000 + 8 * i))
-                .unwrap();
-        }
-        memory
+        let mut tables = tables();
+        tables.map_4k_range(VA + (2 << 20), BAR + (2 << 20), 2 << 20, WC_LEAF);
+        tables.mem
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub enum StartMode {
     /// 64-bit mode at `entry`, paging identity-maps the low 8 GiB, RSI =
     /// `rsi` (Linux: the zero page).
     Long64 { entry: u64, rsi: u64 },
-    /// 16-bit real mode at 0000:`entry` (segment bases 0).
-    #[allow(dead_code)] // only the tiny-guest tests (vmm/tests/kvm_*.rs) start here
+    /// 16-bit real mode at 0000:`entry` (segment bases 0); only the
+    /// tiny-guest tests start here.
     Real16 { entry: u16 },
 }
 

@@ -7,17 +7,8 @@
 //! reports back on the serial port and in RAM.
 
 mod kvm_support;
-// The machine is self-contained; the engine around it uses parts these
-// tests do not.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/engine/kvm/machine/mod.rs"]
-mod machine;
-// The machine's host page-table check walks guest RAM with it.
-#[allow(dead_code)]
-#[path = "../src/page_table_check.rs"]
-mod page_table_check;
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,9 +17,9 @@ use iced_x86::code_asm::*;
 use vm_memory::{Bytes, GuestAddress};
 
 use device_model::{abi, DeviceConfig, RangefaultDevice};
-use kvm_support::kvm_usable;
-use machine::layout::{self, MemoryMap};
-use machine::{EndReason, Vm, VmConfig};
+use kvm_machine::layout::{self, MemoryMap};
+use kvm_machine::{EndReason, Vm, VmConfig};
+use kvm_support::{kvm_usable, Captured};
 
 const RAM_SIZE: u64 = 128 << 20;
 const VRAM_SIZE: u64 = 64 << 20;
@@ -45,20 +36,6 @@ const BP_RAMDISK_IMAGE: u64 = 0x218;
 const BP_RAMDISK_SIZE: u64 = 0x21c;
 const BP_CMD_LINE_PTR: u64 = 0x228;
 const BP_E820_TABLE: u64 = 0x2d0;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The stand-in kernel's 64-bit entry: prints the command line, stores
 /// RSI, the initramfs location, the e820 count, BAR0's MAGIC and BAR2's
@@ -81,7 +58,7 @@ fn startup_64(vram_base: u64) -> Vec<u8> {
     // BAR2's high dword as programmed, via conf1.
     a.mov(
         eax,
-        0x8000_0000u32 | (u32::from(machine::RANGEFAULT_SLOT) << 11) | 0x1c,
+        0x8000_0000u32 | (u32::from(kvm_machine::RANGEFAULT_SLOT) << 11) | 0x1c,
     )
     .unwrap();
     a.mov(dx, 0xcf8u32).unwrap();
@@ -209,7 +186,7 @@ fn load_linux_follows_the_64_bit_boot_protocol() {
         .read_at(0, &mut marker)
         .unwrap();
     assert_eq!(u32::from_le_bytes(marker), 0x1b00_7ed0);
-    let printed = String::from_utf8_lossy(&console.0.lock().unwrap()).into_owned();
+    let printed = console.text();
     assert_eq!(printed, format!("{cmdline}\n"));
 
     // The e820 table as Linux reads it.

@@ -263,8 +263,8 @@ impl RangefaultFunction {
     }
 
     /// Raises MSI-X vector `vector` on the device's behalf: delivered now,
-    /// or left pending in the PBA while masked (delivered on unmask).
-    #[allow(dead_code)] // no device event raises interrupts yet; the tests do
+    /// or left pending in the PBA while masked (delivered on unmask). No
+    /// device event raises interrupts yet; the tests do, through `MsixRaiser`.
     pub fn raise_msix(&self, vector: u16) {
         let message = self.device().signal_msix(vector);
         self.deliver(message.map(|m| vec![(vector, m)]).unwrap_or_default());

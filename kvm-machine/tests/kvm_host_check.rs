@@ -7,23 +7,15 @@
 //! device's records, with what the walk, the CR3 cross-check and the
 //! vCPU's PAT must say.
 
-// The machine is self-contained; the engine around it (Linux boot, CLI)
-// uses parts these tests do not.
 mod kvm_support;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/engine/kvm/machine/mod.rs"]
-mod machine;
-#[allow(dead_code)]
-#[path = "../src/page_table_check.rs"]
-mod page_table_check;
 
 use iced_x86::code_asm::*;
 
 use device_model::abi::check;
 use device_model::host_check::{CheckStatus, Cr3Check, MismatchKind, PatCheck, PatMemType};
 use device_model::HostCheckRecord;
+use kvm_machine::EndReason;
 use kvm_support::*;
-use machine::EndReason;
 
 /// The guest's page tables: the "kernel" PML4 and its PTI twin one page
 /// up (the pair differs in CR3 bit 12), the tables below them, and an
@@ -242,7 +234,7 @@ fn prepared_guest_telling(told: Option<u64>) -> (Guest, u64) {
 }
 
 /// Runs `g` to its reset; returns the machine to read results from.
-fn run(mut g: Guest) -> (Machine, machine::RunOutcome) {
+fn run(mut g: Guest) -> (Machine, kvm_machine::RunOutcome) {
     g.reset().unwrap();
     let mut m = Machine::new(1);
     let outcome = m.run_long_mode(&g.assemble(), RUN_TIMEOUT);

@@ -1,9 +1,6 @@
 //! What the KVM tiny-guest tests share: a machine with the device and a
 //! captured console, and a 64-bit guest assembled with iced-x86 that stores
 //! what it reads at `RESULTS` and resets the machine at the end.
-//!
-//! The test crate root declares `machine` (and the `page_table_check` it
-//! uses) with `#[path]`; this module reaches it as `crate::machine`.
 
 #![allow(dead_code)] // each test crate uses its own subset
 
@@ -14,8 +11,8 @@ use std::time::Duration;
 use iced_x86::code_asm::*;
 use vm_memory::{Bytes, GuestAddress};
 
-use crate::machine::{self, RunOutcome, StartMode, Vm, VmConfig};
 use device_model::{DeviceConfig, RangefaultDevice};
+use kvm_machine::{RunOutcome, StartMode, Vm, VmConfig};
 
 pub const RAM_SIZE: u64 = 128 << 20;
 pub const VRAM_SIZE: u64 = 64 << 20;
@@ -30,7 +27,7 @@ pub const BAR2: u64 = 0x1_0000_0000;
 pub const BAR2_MOVED: u64 = 0xe000_0000;
 /// Nothing decodes here.
 pub const NOWHERE: u64 = 0xd000_0000;
-pub const SLOT: u32 = machine::RANGEFAULT_SLOT as u32;
+pub const SLOT: u32 = kvm_machine::RANGEFAULT_SLOT as u32;
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
 // PCI config-space registers.

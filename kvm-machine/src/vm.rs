@@ -237,9 +237,8 @@ impl Vm {
     }
 }
 
-/// The tiny-guest tests (vmm/tests/kvm_*.rs) load raw code and look
-/// inside the machine; the engine itself boots Linux.
-#[allow(dead_code)]
+/// The tiny-guest tests (tests/kvm_*.rs) load raw code and look inside
+/// the machine; `vmm`'s engine itself boots Linux.
 impl Vm {
     /// Guest RAM, to load or inspect.
     pub fn ram(&self) -> &GuestRam {
@@ -274,10 +273,8 @@ impl Vm {
 }
 
 /// Raises the device's MSI-X vectors from another thread.
-#[allow(dead_code)] // see `Vm::msix_raiser`
 pub struct MsixRaiser(Arc<Platform>);
 
-#[allow(dead_code)]
 impl MsixRaiser {
     pub fn raise(&self, vector: u16) {
         self.0.rangefault().raise_msix(vector);

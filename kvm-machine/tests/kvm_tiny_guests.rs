@@ -5,15 +5,7 @@
 //! i8042; the tests compare the stored values with what the device model
 //! must have answered, and look into the VRAM memfd directly.
 
-// The machine is self-contained; the engine around it (Linux boot, CLI)
-// uses parts these tests do not.
 mod kvm_support;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/engine/kvm/machine/mod.rs"]
-mod machine;
-#[allow(dead_code)]
-#[path = "../src/page_table_check.rs"]
-mod page_table_check;
 
 use std::time::Duration;
 
@@ -21,8 +13,8 @@ use iced_x86::code_asm::*;
 use vm_memory::{Bytes, GuestAddress};
 
 use device_model::abi;
+use kvm_machine::{EndReason, StartMode};
 use kvm_support::*;
-use machine::{EndReason, StartMode};
 
 #[test]
 fn pci_bus_shows_the_host_bridge_and_the_device() {

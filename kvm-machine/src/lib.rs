@@ -1,0 +1,43 @@
+//! rangefault's KVM machine, free of the rest of `vmm` (whose `kvm`
+//! engine boots Linux on it) so the tiny-guest tests (tests/kvm_*.rs) drive
+//! it directly: a PC-like board (RAM with PCI holes, in-kernel
+//! LAPIC/IOAPIC/PIC/PIT, COM1, the i8042 reset line, a conf1 PCI bus with a
+//! host bridge) and the rangefault device at 00:03.0 with BAR2 as a
+//! memfd-backed memslot and the host page-table check walking guest RAM
+//! (ROOT cross-checked with the ringing vCPU's CR3, memory types decoded
+//! with its IA32_PAT). [`page_table_check`] is that check's engine-neutral
+//! half, which `vmm`'s QEMU engine uses too.
+
+mod bar_placement;
+mod boot_cpu;
+mod counters;
+mod cpuid;
+mod exiting_vcpu;
+mod guest_ram;
+mod host_bridge;
+mod i8042;
+mod lapic;
+pub mod layout;
+mod linux_boot;
+mod mptable;
+mod msi;
+mod msrs;
+pub mod page_table_check;
+mod page_tables;
+mod pci_conf1;
+mod platform;
+mod rangefault_function;
+mod rate_limited_log;
+mod run_control;
+mod serial;
+mod vcpu_thread;
+mod vm;
+mod vram_slot;
+
+pub use platform::RANGEFAULT_SLOT;
+pub use run_control::EndReason;
+pub use vm::{RunOutcome, Vm, VmConfig};
+pub use {
+    boot_cpu::StartMode, counters::CounterSnapshot, serial::ConsoleOut, vm::MsixRaiser,
+    vm::VmStopper,
+};

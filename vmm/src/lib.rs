@@ -1,0 +1,15 @@
+//! `vmm`: boots a Linux guest with the rangefault VRAM device attached and
+//! reports what the guest saw. The `vmm` binary (`main.rs`) is a thin CLI
+//! over [`run`]; [`hostvirt`] says which engine this host can boot Linux
+//! with (the boot tests ask it too).
+
+mod engine;
+mod guest_console;
+mod guest_files;
+mod guest_ram;
+pub mod hostvirt;
+mod images;
+mod report;
+pub mod run;
+mod size;
+mod topology;
