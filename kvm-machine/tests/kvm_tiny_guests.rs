@@ -216,6 +216,63 @@ fn long_mode_guest_prints_with_line_status_polling() {
     assert_eq!(m.console.text(), "RANGEFAULT-EXIT 0\r\n");
 }
 
+/// What Linux's i8042 driver does at boot (status, command byte read and write, self-test),
+/// then the reset `reboot=k` falls back to: the output port written with the reset line low.
+/// Linux under this machine used to print "Can't read CTR" after polling each command.
+#[test]
+fn the_i8042_answers_linux_and_resets_through_its_output_port() {
+    if !kvm_usable("tiny-guest") {
+        return;
+    }
+    let mut g = Guest::new();
+    let read_port = |g: &mut Guest, port: u32| -> Result<u64, IcedError> {
+        g.a.xor(eax, eax)?;
+        g.a.mov(dx, port)?;
+        g.a.in_(al, dx)?;
+        g.store_eax()
+    };
+    let command = |g: &mut Guest, byte: u32| -> Asm {
+        g.a.mov(al, byte)?;
+        g.a.mov(dx, 0x64u32)?;
+        g.a.out(dx, al)
+    };
+    let data = |g: &mut Guest, byte: u32| -> Asm {
+        g.a.mov(al, byte)?;
+        g.a.mov(dx, 0x60u32)?;
+        g.a.out(dx, al)
+    };
+    let idle_status = read_port(&mut g, 0x64).unwrap();
+    command(&mut g, 0x20).unwrap(); // read CTR
+    let ready_status = read_port(&mut g, 0x64).unwrap();
+    let ctr = read_port(&mut g, 0x60).unwrap();
+    command(&mut g, 0x60).unwrap(); // write CTR
+    data(&mut g, 0x47).unwrap();
+    command(&mut g, 0x20).unwrap();
+    let written = read_port(&mut g, 0x60).unwrap();
+    command(&mut g, 0xaa).unwrap(); // self-test
+    let self_test = read_port(&mut g, 0x60).unwrap();
+    // Output port with bit 0 (the reset line, active low) clear: the machine resets.
+    command(&mut g, 0xd1).unwrap();
+    data(&mut g, 0xfe).unwrap();
+    let mut halt = g.a.create_label();
+    g.a.set_label(&mut halt).unwrap();
+    g.a.hlt().unwrap();
+    g.a.jmp(halt).unwrap();
+    let mut m = Machine::new(1);
+    let outcome = m.run_long_mode(&g.assemble(), RUN_TIMEOUT);
+    assert_eq!(outcome.reason, EndReason::GuestReset);
+    // Nothing to read, system flag set, keyboard not inhibited.
+    assert_eq!(m.result(idle_status) & 0x15, 0x14);
+    assert_eq!(
+        m.result(ready_status) & 0x01,
+        0x01,
+        "a reply waits after 0x20"
+    );
+    assert_eq!(m.result(ctr) & 0x30, 0x30, "ports disabled at power-on");
+    assert_eq!(m.result(written), 0x47);
+    assert_eq!(m.result(self_test), 0x55);
+}
+
 #[test]
 fn guest_misbehaviour_is_logged_and_survived() {
     if !kvm_usable("tiny-guest") {
