@@ -8,11 +8,12 @@
 //! that can read guest RAM also give the device a [`GuestPageTables`] for the
 //! host page-table check ([`host_check`]).
 
-pub mod abi;
+/// The device's ABI lives in the `rangefault-abi` crate, which the guest tools share; this
+/// name for it keeps the device's and the VMM's `abi::` paths.
+pub use rangefault_abi as abi;
 mod config;
 pub mod host_check;
 mod msix;
-pub mod pattern;
 mod pci_config;
 mod ratelimit;
 mod registers;

@@ -88,8 +88,8 @@ impl PciConfigSpace {
         let v = usize::from(abi::VENDOR_CAP_OFFSET);
         s.data[v] = CAP_ID_VENDOR;
         s.data[v + 1] = abi::MSIX_CAP_OFFSET;
-        s.data[v + 2] = abi::VENDOR_CAP_LEN;
-        s.data[v + 3] = abi::VENDOR_CAP_VERSION;
+        s.data[v + usize::from(abi::VENDOR_CAP_LENGTH_AT)] = abi::VENDOR_CAP_LEN;
+        s.data[v + usize::from(abi::VENDOR_CAP_LAYOUT_VERSION_AT)] = abi::VENDOR_CAP_VERSION;
         s.set32(
             v + usize::from(abi::VENDOR_CAP_PAGE_SHIFT),
             config.page_shift(),

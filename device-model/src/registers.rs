@@ -11,9 +11,9 @@ use crate::abi::{self, reg, selftest};
 use crate::config::DeviceConfig;
 use crate::host_check::{DeviceView, HostChecker};
 use crate::msix::{self, MsixState};
-use crate::pattern;
 use crate::ratelimit::RateLimiter;
 use crate::vram::Vram;
+use rangefault_abi::pattern;
 
 /// Self-test works through a bounded buffer so a 4 GiB window does not
 /// allocate 4 GiB.

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The device's guest-visible ABI, mirrored from `device-model/src/abi.rs`.
+//! The device's guest-visible ABI, the kernel's copy of `abi/src/lib.rs` (crate
+//! `rangefault-abi`).
 //!
-//! The numbers must match that file; change both together. Only the types differ: offsets are
+//! The numbers must match that file; change both together: that crate's `tests/kernel_mirror.rs`
+//! compiles this file on the host and fails on any value that differs. Only the types differ: offsets are
 //! `usize` and BAR indices `u32` because that is what the kernel's I/O and PCI APIs take.
 
 // The driver grows into the ABI step by step; a mirror that is complete is easier to compare with
@@ -100,7 +102,7 @@ pub(crate) mod selftest {
     pub(crate) const RESULT_BAD_ARGS: u32 = 3;
 }
 
-/// Host page-table check registers (see `device-model/src/abi.rs`, `check`).
+/// Host page-table check registers (see `abi/src/lib.rs`, `check`).
 pub(crate) mod check {
     pub(crate) const ROOT_LO: usize = 0x100;
     pub(crate) const ROOT_HI: usize = 0x104;

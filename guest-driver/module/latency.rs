@@ -6,10 +6,7 @@
 use kernel::sync::atomic::{Atomic, Relaxed};
 use kernel::time::{Instant, Monotonic};
 
-use crate::uapi;
-
-/// Bucket `i` counts faults that took `[2^i, 2^(i+1))` ns (bucket 0 also takes 0 ns).
-pub(crate) const BUCKETS: usize = 32;
+use crate::uapi::{self, LATENCY_BUCKETS as BUCKETS};
 
 pub(crate) struct Histogram {
     count: Atomic<u64>,

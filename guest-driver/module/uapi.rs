@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The char device's ioctl ABI. `guest-driver/probe/src/uapi.rs` mirrors it; change both.
+//! The char device's ioctl ABI, the kernel's copy of `abi/src/uapi.rs` (crate `rangefault-abi`);
+//! change both. That crate's `tests/kernel_mirror.rs` compiles this file on the host and fails
+//! on any request number, size or field offset that differs.
 
 use kernel::{
     ioctl::{_IO, _IOR, _IOW},
     transmute::AsBytes,
 };
 
-const MAGIC: u32 = b'r' as u32;
+/// The ioctl type byte ("magic") of every request.
+pub(crate) const IOC_TYPE: u32 = b'r' as u32;
 
 /// `RANGEFAULT_IOC_INFO`: what the device is and how the driver maps it.
 #[repr(C)]
@@ -100,13 +103,17 @@ unsafe impl AsBytes for Info {}
 // SAFETY: `repr(C)` struct of `u64`s only: no padding.
 unsafe impl AsBytes for Stats {}
 
-pub(crate) const INFO: u32 = _IOR::<Info>(MAGIC, 0);
-pub(crate) const STATS: u32 = _IOR::<Stats>(MAGIC, 1);
+pub(crate) const INFO: u32 = _IOR::<Info>(IOC_TYPE, 0);
+pub(crate) const STATS: u32 = _IOR::<Stats>(IOC_TYPE, 1);
 /// Argument: `u32` strategy (0 page, 1 prefault16, 2 range, 3 range-mm). Needs write access.
-pub(crate) const SET_STRATEGY: u32 = _IOW::<u32>(MAGIC, 2);
+pub(crate) const SET_STRATEGY: u32 = _IOW::<u32>(IOC_TYPE, 2);
 /// Argument: `u32`, 0 disables (zapping every mapping), 1 enables again. Needs write access and
 /// CAP_SYS_ADMIN.
-pub(crate) const SET_ENABLED: u32 = _IOW::<u32>(MAGIC, 3);
+pub(crate) const SET_ENABLED: u32 = _IOW::<u32>(IOC_TYPE, 3);
+/// Buckets of a [`LatencyLevel`]: bucket `i` counts faults that took `[2^i, 2^(i+1))` ns (bucket
+/// 0 also takes 0 ns).
+pub(crate) const LATENCY_BUCKETS: usize = 32;
+
 /// One level's fault-latency histogram: bucket `i` counts faults of `[2^i, 2^(i+1))` ns.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -114,7 +121,7 @@ pub(crate) struct LatencyLevel {
     pub(crate) count: u64,
     pub(crate) sum_ns: u64,
     pub(crate) max_ns: u64,
-    pub(crate) buckets: [u64; crate::latency::BUCKETS],
+    pub(crate) buckets: [u64; LATENCY_BUCKETS],
 }
 
 /// `RANGEFAULT_IOC_LATENCY`: fault-handler latency by the level inserted (since the last
@@ -132,6 +139,6 @@ unsafe impl AsBytes for LatencyLevel {}
 // SAFETY: `repr(C)` struct of three `LatencyLevel`s (multiples of 8 bytes): no padding.
 unsafe impl AsBytes for Latency {}
 
-pub(crate) const RESET_STATS: u32 = _IO(MAGIC, 4);
-pub(crate) const LATENCY: u32 = _IOR::<Latency>(MAGIC, 6);
-pub(crate) const CHECK: u32 = kernel::ioctl::_IOWR::<CheckArgs>(MAGIC, 5);
+pub(crate) const RESET_STATS: u32 = _IO(IOC_TYPE, 4);
+pub(crate) const LATENCY: u32 = _IOR::<Latency>(IOC_TYPE, 6);
+pub(crate) const CHECK: u32 = kernel::ioctl::_IOWR::<CheckArgs>(IOC_TYPE, 5);

@@ -139,14 +139,16 @@ pub enum PatMemType {
 impl PatMemType {
     /// The PAT encoding, which is also the value of the MEMTYPE register.
     pub fn encoding(self) -> u8 {
-        match self {
-            PatMemType::Uncacheable => 0,
-            PatMemType::WriteCombining => 1,
-            PatMemType::WriteThrough => 4,
-            PatMemType::WriteProtected => 5,
-            PatMemType::WriteBack => 6,
-            PatMemType::UncachedMinus => 7,
-        }
+        use crate::abi::check;
+        let code = match self {
+            PatMemType::Uncacheable => check::MEMTYPE_UC,
+            PatMemType::WriteCombining => check::MEMTYPE_WC,
+            PatMemType::WriteThrough => check::MEMTYPE_WT,
+            PatMemType::WriteProtected => check::MEMTYPE_WP,
+            PatMemType::WriteBack => check::MEMTYPE_WB,
+            PatMemType::UncachedMinus => check::MEMTYPE_UC_MINUS,
+        };
+        code as u8
     }
 
     /// Decodes a PAT encoding; `None` for the reserved ones.

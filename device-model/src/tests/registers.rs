@@ -1,6 +1,7 @@
 use super::{device, reg_read, reg_write, VRAM};
 use crate::abi::{self, reg, selftest};
-use crate::{pattern, MsixMessage, RangefaultDevice};
+use crate::{MsixMessage, RangefaultDevice};
+use rangefault_abi::pattern;
 
 fn r32(d: &mut RangefaultDevice, offset: u64) -> u32 {
     reg_read(d, offset, 4) as u32

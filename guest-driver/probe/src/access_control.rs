@@ -72,7 +72,7 @@ fn as_user(uid: libc::uid_t, groups: &[libc::gid_t], checks: fn() -> u8) -> Resu
 }
 
 /// A control ioctl with a `u32` argument `value`; the errno if it fails.
-fn control(device: &Device, request: libc::c_ulong, mut value: u32) -> Result<(), i32> {
+fn control(device: &Device, request: u32, mut value: u32) -> Result<(), i32> {
     device.raw_ioctl(request, (&raw mut value) as usize)
 }
 

@@ -75,7 +75,7 @@ fn cell(device: &Device, strategy: Strategy, round: usize) -> Result<BenchCell, 
 /// Runs every round, handing each cell to `emit` as soon as it is measured.
 pub fn run(mut emit: impl FnMut(&BenchCell)) -> Result<bool, ProbeError> {
     let device = Device::open()?;
-    let strategies = device.info()?.strategies();
+    let strategies: Vec<_> = device.info()?.strategies().collect();
     let mut pass = true;
     for round in 0..ROUNDS {
         for i in 0..strategies.len() {

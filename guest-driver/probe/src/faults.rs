@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use device_model::{abi::selftest, pattern};
+use rangefault_abi::{pattern, selftest};
 
 use crate::regs::Registers;
 use crate::uapi::{Device, FaultLatency, HostCheck, Stats, Strategy};

@@ -30,8 +30,8 @@ use serde::Serialize;
 pub enum ProbeError {
     #[error(
         "no rangefault PCI device (vendor {:#06x}, device {:#06x}) in sysfs",
-        device_model::abi::VENDOR_ID,
-        device_model::abi::DEVICE_ID
+        rangefault_abi::VENDOR_ID,
+        rangefault_abi::DEVICE_ID
     )]
     NoDevice,
     #[error("{path}: {source}")]
@@ -93,7 +93,7 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
             let regs = regs::Registers::open(&function)?;
             let device = uapi::Device::open()?;
             let mut pass = true;
-            let strategies = device.info()?.strategies();
+            let strategies: Vec<_> = device.info()?.strategies().collect();
             for &strategy in &strategies {
                 let result = faults::run_one(&device, &regs, strategy)?;
                 pass &= result.touch.pass;

@@ -1,6 +1,6 @@
 //! BAR0 registers through sysfs (the driver keeps BAR0 mapped too; both are fine to read).
 
-use device_model::abi::{self, reg};
+use rangefault_abi::{self as abi, reg};
 
 use crate::mapping::Mapping;
 use crate::sysfs::PciFunction;

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 
 use serde::Serialize;
 
-use device_model::pattern;
+use rangefault_abi::pattern;
 
 use crate::sysfs::PciFunction;
 use crate::uapi::{Device, HostCheck, Info, Strategy};
@@ -153,7 +153,6 @@ pub fn run_all() -> Result<Vec<SemanticsResult>, ProbeError> {
     let strategies: Vec<Strategy> = Device::open()?
         .info()?
         .strategies()
-        .into_iter()
         .filter(|s| s.is_range())
         .collect();
     strategies.into_iter().map(run).collect()

@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
-use device_model::abi::{self, reg, selftest};
-use device_model::pattern;
+use rangefault_abi::pattern;
+use rangefault_abi::{self as abi, reg, selftest};
 
 use crate::mapping::Mapping;
 use crate::regs::Registers;

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use device_model::abi;
+use rangefault_abi as abi;
 
 use crate::ProbeError;
 

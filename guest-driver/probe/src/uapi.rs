@@ -1,86 +1,19 @@
-//! The driver's char-device ABI (mirrors `guest-driver/module/uapi.rs`).
+//! The driver's char device: safe wrappers around its ioctls, whose structs, numbers and
+//! strategies come from `rangefault_abi::uapi`, and the report's view of their results.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 
+use rangefault_abi::check as c;
+pub use rangefault_abi::uapi::{
+    CheckArgs, Info, Latency, LatencyLevel, Stats, Strategy, CHECK, CHECK_CURRENT_STRATEGY, INFO,
+    LATENCY, RESET_STATS, SET_ENABLED, SET_STRATEGY, STATS,
+};
 use serde::Serialize;
 
 use crate::ProbeError;
 
 pub const DEVICE_PATH: &str = "/dev/rangefault0";
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug, Serialize)]
-pub struct Info {
-    pub vram_size: u64,
-    pub page_size: u64,
-    pub bar2_phys: u64,
-    pub strategy: u32,
-    pub state: u32,
-    /// Bit `n`: raw strategy `n` is served (`range-mm` needs the patched kernel).
-    pub strategies: u32,
-    pub reserved: u32,
-}
-
-impl Info {
-    /// The strategies this driver and kernel serve, in ABI order.
-    pub fn strategies(&self) -> Vec<Strategy> {
-        Strategy::ALL
-            .into_iter()
-            .filter(|s| self.strategies & (1 << *s as u32) != 0)
-            .collect()
-    }
-
-    /// The strategy a mapping gets when nobody chose one: the driver's current one.
-    pub fn current_strategy(&self) -> Option<Strategy> {
-        Strategy::ALL
-            .into_iter()
-            .find(|s| *s as u32 == self.strategy)
-    }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug, Serialize)]
-pub struct Stats {
-    pub faults_pte: u64,
-    pub faults_pmd: u64,
-    pub faults_pud: u64,
-    pub fallbacks: u64,
-    pub pte_inserts: u64,
-    pub bytes_inserted: u64,
-    pub zaps: u64,
-    pub sigbus: u64,
-    pub handler_calls: u64,
-    pub already_mapped: u64,
-    pub pmd_inserts: u64,
-    pub pud_inserts: u64,
-}
-
-impl Stats {
-    /// Faults that inserted entries (see the driver's `uapi::Stats`: exact for `range-mm`; for
-    /// the stock strategies, handler calls that returned NOPAGE).
-    pub fn faults(&self) -> u64 {
-        self.faults_pte + self.faults_pmd + self.faults_pud
-    }
-}
-
-/// One level's fault-latency histogram (bucket `i`: `[2^i, 2^(i+1))` ns).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct LatencyLevel {
-    pub count: u64,
-    pub sum_ns: u64,
-    pub max_ns: u64,
-    pub buckets: [u64; 32],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct Latency {
-    pub pte: LatencyLevel,
-    pub pmd: LatencyLevel,
-    pub pud: LatencyLevel,
-}
 
 /// A latency histogram summarised for the report (percentiles are bucket upper bounds).
 #[derive(Clone, Debug, Serialize)]
@@ -135,77 +68,6 @@ pub struct FaultLatency {
     pub pud: LatencySummary,
 }
 
-/// The driver's fault strategies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    Page = 0,
-    Prefault16 = 1,
-    /// Range insertion with the stock exports.
-    Range = 2,
-    /// Range insertion with `vmf_insert_range` (patched kernels only).
-    RangeMm = 3,
-}
-
-impl Strategy {
-    pub const ALL: [Strategy; 4] = [
-        Strategy::Page,
-        Strategy::Prefault16,
-        Strategy::Range,
-        Strategy::RangeMm,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Page => "page",
-            Strategy::Prefault16 => "prefault16",
-            Strategy::Range => "range",
-            Strategy::RangeMm => "range-mm",
-        }
-    }
-
-    /// Whether the strategy inserts the device's preferred page size per fault.
-    pub fn is_range(self) -> bool {
-        matches!(self, Strategy::Range | Strategy::RangeMm)
-    }
-}
-
-const fn ioc(dir: u32, nr: u32, size: usize) -> libc::c_ulong {
-    ((dir << 30) | ((size as u32) << 16) | ((b'r' as u32) << 8) | nr) as libc::c_ulong
-}
-const IOC_READ: u32 = 2;
-const IOC_WRITE: u32 = 1;
-pub const INFO: libc::c_ulong = ioc(IOC_READ, 0, std::mem::size_of::<Info>());
-pub const STATS: libc::c_ulong = ioc(IOC_READ, 1, std::mem::size_of::<Stats>());
-pub const SET_STRATEGY: libc::c_ulong = ioc(IOC_WRITE, 2, 4);
-pub const SET_ENABLED: libc::c_ulong = ioc(IOC_WRITE, 3, 4);
-pub const RESET_STATS: libc::c_ulong = ioc(0, 4, 0);
-pub const LATENCY: libc::c_ulong = ioc(IOC_READ, 6, std::mem::size_of::<Latency>());
-pub const CHECK: libc::c_ulong = ioc(IOC_READ | IOC_WRITE, 5, std::mem::size_of::<CheckArgs>());
-
-/// `RANGEFAULT_IOC_CHECK` argument (mirrors the driver's `CheckArgs`).
-#[repr(C)]
-#[derive(Clone, Copy, Default, Debug)]
-pub struct CheckArgs {
-    pub va: u64,
-    pub len: u64,
-    pub offset_delta: i64,
-    pub strategy: u32,
-    pub require_present: u32,
-    pub status: u32,
-    pub memtype: u32,
-    pub pages: u32,
-    pub present: u32,
-    pub leaves_4k: u32,
-    pub leaves_2m: u32,
-    pub leaves_1g: u32,
-    pub mismatch_kind: u32,
-    pub mismatch_va: u64,
-    pub seq: u32,
-    /// Pages mapped correctly by leaves smaller than the largest the strategy allows there.
-    pub smaller_pages: u32,
-}
-
 /// What the host found, as the guest reports it (`host_check` in each scenario result).
 #[derive(Clone, Debug, Serialize)]
 pub struct HostCheck {
@@ -241,7 +103,6 @@ pub struct Mismatch {
 
 impl From<CheckArgs> for HostCheck {
     fn from(a: CheckArgs) -> Self {
-        use device_model::abi::check as c;
         let status = match a.status {
             c::STATUS_PASS => "pass",
             c::STATUS_MISMATCH => "mismatch",
@@ -251,12 +112,12 @@ impl From<CheckArgs> for HostCheck {
             _ => "idle",
         };
         let memtype = match a.memtype {
-            0 => "UC",
-            1 => "WC",
-            4 => "WT",
-            5 => "WP",
-            6 => "WB",
-            7 => "UC-",
+            c::MEMTYPE_UC => "UC",
+            c::MEMTYPE_WC => "WC",
+            c::MEMTYPE_WT => "WT",
+            c::MEMTYPE_WP => "WP",
+            c::MEMTYPE_WB => "WB",
+            c::MEMTYPE_UC_MINUS => "UC-",
             _ => "mixed",
         };
         let kind = match a.mismatch_kind {
@@ -304,9 +165,9 @@ impl Device {
         Ok(Self { file })
     }
 
-    fn ioctl<T>(&self, request: libc::c_ulong, arg: *mut T) -> Result<(), ProbeError> {
+    fn ioctl<T>(&self, request: u32, arg: *mut T) -> Result<(), ProbeError> {
         // SAFETY: `arg` points to a live value of the size the request encodes (or is unused).
-        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), request, arg) };
+        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), request.into(), arg) };
         if rc < 0 {
             return Err(ProbeError::io(
                 DEVICE_PATH.as_ref(),
@@ -329,8 +190,7 @@ impl Device {
     }
 
     pub fn latency(&self) -> Result<FaultLatency, ProbeError> {
-        // SAFETY: all-zero is a valid `Latency` (integers only).
-        let mut latency: Latency = unsafe { std::mem::zeroed() };
+        let mut latency = Latency::default();
         self.ioctl(LATENCY, &mut latency)?;
         Ok(FaultLatency {
             pte: (&latency.pte).into(),
@@ -367,7 +227,7 @@ impl Device {
             va: va as u64,
             len: len as u64,
             offset_delta,
-            strategy: strategy.map_or(u32::MAX, |s| s as u32),
+            strategy: strategy.map_or(CHECK_CURRENT_STRATEGY, |s| s as u32),
             require_present: 1,
             ..CheckArgs::default()
         };
@@ -376,9 +236,9 @@ impl Device {
     }
 
     /// Raw ioctl for tests of bad requests; returns errno on failure.
-    pub fn raw_ioctl(&self, request: libc::c_ulong, arg: usize) -> Result<(), i32> {
+    pub fn raw_ioctl(&self, request: u32, arg: usize) -> Result<(), i32> {
         // SAFETY: the kernel validates `arg` as a user pointer; a bad one gives EFAULT.
-        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), request, arg) };
+        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), request.into(), arg) };
         if rc < 0 {
             Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
         } else {

@@ -72,6 +72,8 @@ pub fn first_mismatch(seed: u32, start_offset: u64, buf: &[u8]) -> Option<usize>
 
 #[cfg(test)]
 mod tests {
+    use std::vec;
+
     use super::*;
 
     /// Byte-at-a-time reference straight from the definition.

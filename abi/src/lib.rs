@@ -1,6 +1,19 @@
-//! The device's guest-visible ABI: PCI identity, config-space layout and the
-//! BAR0 register map. The kernel module (`guest-driver/module`) and the
-//! guest tools mirror these numbers; change them together.
+//! What the device, the VMM, the guest tools and the kernel module must agree on, in one
+//! `no_std` crate without dependencies: the device's PCI identity, config-space layout and BAR0
+//! register map (this module), the driver's char-device ioctls ([`uapi`]) and the VRAM test
+//! pattern ([`pattern`]).
+//!
+//! The kernel module (`guest-driver/module`) cannot use crates and keeps its own copy in
+//! `abi.rs` and `uapi.rs` there; `tests/kernel_mirror.rs` compiles those files and fails on any
+//! constant, size or field offset that differs from this crate. Change both together.
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod pattern;
+pub mod uapi;
 
 /// PCI vendor ID. 0x1234 is the placeholder ID that QEMU's experimental
 /// devices (bochs-display, edu) use; rangefault has no registered ID.
@@ -26,6 +39,9 @@ pub const VENDOR_CAP_LEN: u8 = 0x10;
 /// Vendor capability layout, relative to its start:
 /// +0 id (0x09), +1 next, +2 length, +3 layout version,
 /// +4 u32 log2(preferred page size), +8 u64 VRAM size in bytes.
+/// Offsets of the capability's length and layout-version bytes.
+pub const VENDOR_CAP_LENGTH_AT: u8 = 2;
+pub const VENDOR_CAP_LAYOUT_VERSION_AT: u8 = 3;
 pub const VENDOR_CAP_VERSION: u8 = 1;
 pub const VENDOR_CAP_PAGE_SHIFT: u8 = 4;
 pub const VENDOR_CAP_VRAM_SIZE: u8 = 8;
@@ -102,8 +118,8 @@ pub mod check {
     pub const LEAVES_4K: u64 = 0x13c;
     pub const LEAVES_2M: u64 = 0x140;
     pub const LEAVES_1G: u64 = 0x144;
-    /// PAT memory-type encoding shared by every present page (0 UC, 1 WC, 4 WT, 5 WP, 6 WB,
-    /// 7 UC-), or [`MEMTYPE_MIXED`].
+    /// PAT memory-type encoding shared by every present page ([`MEMTYPE_UC`] ..
+    /// [`MEMTYPE_UC_MINUS`]), or [`MEMTYPE_MIXED`].
     pub const MEMTYPE: u64 = 0x148;
     pub const MISMATCH_VA_LO: u64 = 0x14c;
     pub const MISMATCH_VA_HI: u64 = 0x150;
@@ -149,6 +165,13 @@ pub mod check {
     /// This engine gives the device no access to guest RAM.
     pub const STATUS_UNSUPPORTED: u32 = 5;
 
+    /// MEMTYPE values: the PAT encodings, and [`MEMTYPE_MIXED`] when present pages differ.
+    pub const MEMTYPE_UC: u32 = 0;
+    pub const MEMTYPE_WC: u32 = 1;
+    pub const MEMTYPE_WT: u32 = 4;
+    pub const MEMTYPE_WP: u32 = 5;
+    pub const MEMTYPE_WB: u32 = 6;
+    pub const MEMTYPE_UC_MINUS: u32 = 7;
     pub const MEMTYPE_MIXED: u32 = 0xff;
 
     pub const MISMATCH_NONE: u32 = 0;
