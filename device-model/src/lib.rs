@@ -15,7 +15,7 @@ mod config;
 pub mod host_check;
 mod msix;
 mod pci_config;
-mod ratelimit;
+pub mod ratelimit;
 mod registers;
 mod vram;
 

@@ -11,7 +11,7 @@ use crate::abi::{self, reg, selftest};
 use crate::config::DeviceConfig;
 use crate::host_check::{DeviceView, HostChecker};
 use crate::msix::{self, MsixState};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::RateLimitedLog;
 use crate::vram::Vram;
 use rangefault_abi::pattern;
 
@@ -57,7 +57,7 @@ pub(crate) struct Registers {
     selftest_result: u32,
     selftest_mismatch_at: u32,
     selftests_run: u64,
-    warn_limit: RateLimiter,
+    warn_limit: RateLimitedLog,
 }
 
 impl Registers {
@@ -74,7 +74,7 @@ impl Registers {
             selftest_result: selftest::RESULT_NONE,
             selftest_mismatch_at: 0,
             selftests_run: 0,
-            warn_limit: RateLimiter::new(10, Duration::from_secs(1)),
+            warn_limit: RateLimitedLog::new("rangefault", 10, Duration::from_secs(1)),
         }
     }
 
@@ -315,7 +315,7 @@ impl Registers {
 
     /// Logs a dropped guest access without letting a guest flood the log.
     fn ignored(&mut self, offset: u64, len: usize, why: &'static str) {
-        if let Some(suppressed) = self.warn_limit.check() {
+        if let Some(suppressed) = self.warn_limit.admit() {
             tracing::warn!(
                 offset = format_args!("{offset:#x}"),
                 len,

@@ -27,7 +27,6 @@ mod page_tables;
 mod pci_conf1;
 mod platform;
 mod rangefault_function;
-mod rate_limited_log;
 mod run_control;
 mod serial;
 mod vcpu_thread;

@@ -12,9 +12,9 @@ use super::host_bridge::HostBridge;
 use super::i8042::{self, I8042};
 use super::pci_conf1::{self, Conf1, Conf1Access, ConfigTarget};
 use super::rangefault_function::RangefaultFunction;
-use super::rate_limited_log::RateLimitedLog;
 use super::run_control::{EndReason, RunControl};
 use super::serial::{self, SerialPort};
+use device_model::ratelimit::RateLimitedLog;
 
 /// PCI slot of the rangefault device on bus 0 (00:03.0, as under QEMU).
 pub const RANGEFAULT_SLOT: u8 = 3;
@@ -60,7 +60,7 @@ impl Platform {
             i8042: Mutex::default(),
             control,
             counters,
-            odd: RateLimitedLog::new(20, Duration::from_secs(10)),
+            odd: RateLimitedLog::new("kvm", 20, Duration::from_secs(10)),
         }
     }
 

@@ -18,8 +18,8 @@ use super::exiting_vcpu::ExitingVcpu;
 use super::layout::overlaps;
 use super::msi::MsiSender;
 use super::page_tables::DoorbellCpu;
-use super::rate_limited_log::RateLimitedLog;
 use super::vram_slot::VramSlot;
+use device_model::ratelimit::RateLimitedLog;
 
 /// Config-space offsets the "firmware" programs.
 const COMMAND: u64 = 0x04;
@@ -70,7 +70,7 @@ impl RangefaultFunction {
             ram,
             phys_limit,
             counters,
-            odd: RateLimitedLog::new(10, Duration::from_secs(5)),
+            odd: RateLimitedLog::new("kvm", 10, Duration::from_secs(5)),
         }
     }
 

@@ -10,7 +10,7 @@ use kvm_ioctls::VmFd;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use super::rate_limited_log::RateLimitedLog;
+use device_model::ratelimit::RateLimitedLog;
 
 /// COM1's eight registers.
 pub const FIRST_PORT: u16 = 0x3f8;
@@ -45,7 +45,7 @@ impl SerialPort {
             .context("cannot route the serial IRQ (irqfd)")?;
         Ok(Self {
             uart: Mutex::new(Serial::new(IrqFdTrigger(irq), out)),
-            errors: RateLimitedLog::new(5, Duration::from_secs(10)),
+            errors: RateLimitedLog::new("kvm", 5, Duration::from_secs(10)),
         })
     }
 

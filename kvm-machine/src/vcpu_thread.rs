@@ -15,8 +15,8 @@ use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use super::exiting_vcpu::ExitingVcpu;
 use super::platform::Platform;
-use super::rate_limited_log::RateLimitedLog;
 use super::run_control::{EndReason, RunControl};
+use device_model::ratelimit::RateLimitedLog;
 
 /// How often a stopping VMM re-kicks vCPUs still inside KVM_RUN.
 const KICK_INTERVAL: Duration = Duration::from_millis(5);
@@ -100,7 +100,7 @@ impl MmioWrite {
 }
 
 fn run(index: usize, mut vcpu: VcpuFd, platform: &Platform, control: &RunControl) {
-    let odd = RateLimitedLog::new(5, Duration::from_secs(10));
+    let odd = RateLimitedLog::new("kvm", 5, Duration::from_secs(10));
     let failed = |error: String| EndReason::VcpuFailed { vcpu: index, error };
     while !control.is_stopping() {
         let mut mmio_write = None;

@@ -15,7 +15,6 @@
 
 mod relay;
 mod screen;
-mod warn_limit;
 mod wire;
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use super::screen::{self, DeviceShape, HeaderVerdict, Rejection, MAX_MESSAGE_SIZE};
-use super::warn_limit::WarnLimit;
 use super::wire::{self, Header, Message, Received, FLAG_NO_REPLY, HEADER_SIZE, TYPE_REPLY};
 use crate::engine::vfio_server::ServerStats;
+use device_model::ratelimit::RateLimitedLog;
 
 /// How long the crate's server gets to report why it stopped.
 const DEVICE_OUTCOME_WAIT: Duration = Duration::from_secs(1);
@@ -32,7 +32,7 @@ pub struct Relay {
     /// Why the crate's server stopped, from its thread (taken once).
     device_outcome: Option<mpsc::Receiver<Option<String>>>,
     device_failure: Option<String>,
-    warn: WarnLimit,
+    warn: RateLimitedLog,
 }
 
 impl Relay {
@@ -50,7 +50,8 @@ impl Relay {
             stats,
             device_outcome: Some(device_outcome),
             device_failure: None,
-            warn: WarnLimit::default(),
+            // Rejected messages: a client sending garbage in a loop must not flood the log.
+            warn: RateLimitedLog::new("vfio-user", 5, std::time::Duration::from_secs(1)),
         }
     }
 
