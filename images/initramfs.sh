@@ -8,14 +8,8 @@ module="$("$IMAGES_DIR/module.sh")"
 kernel="$("$IMAGES_DIR/kernel.sh")"
 sysroot="$("$IMAGES_DIR/sysroot.sh")"
 
-# Guest tools: static glibc binaries (the host toolchain has no musl target
-# and cannot download one; glibc's static libc.a serves pure-Rust tools).
-log "initramfs: building guest tools"
-guest_target_dir="$REPO_DIR/target/guest"
-RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols" cargo build --quiet --release \
-    --manifest-path "$REPO_DIR/Cargo.toml" -p rangefault-probe \
-    --target x86_64-unknown-linux-gnu --target-dir "$guest_target_dir"
-probe="$guest_target_dir/x86_64-unknown-linux-gnu/release/rangefault-probe"
+# The guest tool: a static binary, cached by its sources (static-tool.sh).
+probe="$("$IMAGES_DIR/static-tool.sh" rangefault-probe)"
 
 key="$(inputs_hash "$0" "$IMAGES_DIR/lib.sh" "$IMAGES_DIR/init.sh" "$kernel/manifest.txt" \
     "$module/rangefault.ko" "$probe")"
