@@ -15,8 +15,13 @@ crates=()
 while IFS= read -r dir; do
     crates+=("$dir")
 done < <(cargo tree --manifest-path "$REPO_DIR/Cargo.toml" -p "$package" -e normal --prefix none \
-    --format '{p}' | sed -n 's/.*(\(\/.*\))$/\1/p' | LC_ALL=C sort -u)
+    --format '{p}' | sed -n 's/^[^ ]* v[^ ]* (\(\/[^)]*\)).*/\1/p' | LC_ALL=C sort -u)
 [ "${#crates[@]}" -gt 0 ] || die "cargo tree listed no local crates for $package"
+# Local crates only, each a directory of this checkout: anything else would
+# put this checkout's path into the key.
+for dir in "${crates[@]}"; do
+    [ -d "$dir" ] && [ "${dir#"$REPO_DIR"/}" != "$dir" ] || die "cargo tree gave '$dir', not a crate of $REPO_DIR"
+done
 flags="-C target-feature=+crt-static -C strip=symbols"
 key="$(inputs_hash "$0" "$REPO_DIR/Cargo.toml" "$REPO_DIR/Cargo.lock" "$(rustc --version)" "$flags" \
     "${crates[@]/#$REPO_DIR\//crate }" "${crates[@]}")"
