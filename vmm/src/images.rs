@@ -97,6 +97,13 @@ pub fn build(parts: Parts, flavour: KernelFlavour) -> Result<GuestImage> {
     parse_build_output(&String::from_utf8_lossy(&output.stdout))
 }
 
+impl GuestImage {
+    /// The QEMU to run: the user's `--qemu` or the image sysroot's.
+    pub fn qemu(&self) -> Result<&Path> {
+        self.qemu.as_deref().context("no QEMU (pass --qemu)")
+    }
+}
+
 fn parse_build_output(stdout: &str) -> Result<GuestImage> {
     let values: BTreeMap<&str, &str> = stdout
         .lines()

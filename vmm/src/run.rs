@@ -126,9 +126,8 @@ pub fn main(args: RunArgs) -> ExitCode {
 fn guest_image(args: &RunArgs, engine: Engine) -> Result<GuestImage> {
     let brought = args.kernel.is_some() && args.initramfs.is_some();
     let mut image = match engine {
-        Engine::Kvm | Engine::Qemu if brought && (engine == Engine::Kvm || args.qemu.is_some()) => {
-            GuestImage::default()
-        }
+        Engine::Kvm if brought => GuestImage::default(),
+        Engine::Qemu if brought && args.qemu.is_some() => GuestImage::default(),
         Engine::Qemu if brought => images::build(Parts::Qemu, args.kernel_flavour)?,
         Engine::KvmNested => images::build(Parts::Nested, args.kernel_flavour)?,
         _ => images::build(Parts::All, args.kernel_flavour)?,
@@ -162,7 +161,6 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         .clone()
         .or(image.initramfs.clone())
         .context("no initramfs")?;
-    let qemu = || image.qemu.clone().context("no QEMU (pass --qemu)");
 
     // User files go into a copy of the initramfs that lives as long as this run (`_added`).
     let (initramfs, _added) = if args.add.is_empty() {
@@ -218,7 +216,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         timeout: Duration::from_secs(args.timeout),
     };
     let outcome = match engine {
-        Engine::Qemu => qemu::run(&qemu()?, &launch, device)?,
+        Engine::Qemu => qemu::run(image.qemu()?, &launch, device)?,
         Engine::Kvm => kvm::run(&launch, device)?,
         Engine::KvmNested => anyhow::bail!("kvm-nested runs through run_nested"),
     };
@@ -377,7 +375,7 @@ fn run_nested(
     initramfs: &std::path::Path,
     reason: String,
 ) -> Result<ExitCode> {
-    let qemu = image.qemu.clone().context("no QEMU (pass --qemu)")?;
+    let qemu = image.qemu()?;
     // The project's kernel (it has KVM_AMD), whichever kernel the inner run boots.
     let outer_kernel = image.kernel.clone().context("no outer kernel")?;
     let outer_initramfs = image
@@ -385,7 +383,7 @@ fn run_nested(
         .clone()
         .context("images/build.sh did not report nested_initramfs=")?;
     let launch = nested::NestedLaunch {
-        qemu: &qemu,
+        qemu,
         outer_kernel: &outer_kernel,
         outer_initramfs: &outer_initramfs,
         inner_kernel: kernel,
