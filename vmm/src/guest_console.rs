@@ -105,14 +105,16 @@ const MAX_SPLIT_LINES: u8 = 8;
 /// Where a printk record starts inside `text` ("[  194.742068] ..."), if it does.
 fn embedded_kernel_message(text: &str) -> Option<usize> {
     text.match_indices('[').map(|(at, _)| at).find(|&at| {
-        let rest = &text[at + 1..];
-        rest.split_once(']').is_some_and(|(stamp, _)| {
-            let stamp = stamp.trim_start();
-            stamp.contains('.')
-                && !stamp.is_empty()
-                && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
-        })
+        text[at + 1..]
+            .split_once(']')
+            .is_some_and(|(stamp, _)| is_printk_stamp(stamp))
     })
+}
+
+/// Whether `stamp` is what printk puts between the brackets ("  194.742068").
+fn is_printk_stamp(stamp: &str) -> bool {
+    let stamp = stamp.trim();
+    stamp.contains('.') && stamp.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 impl GuestConsole {
@@ -245,7 +247,7 @@ fn keep<T>(list: &mut Vec<T>, item: T, dropped: &mut u64) {
 fn strip_timestamp(line: &str) -> &str {
     if let Some(rest) = line.strip_prefix('[') {
         if let Some((stamp, tail)) = rest.split_once(']') {
-            if stamp.trim().parse::<f64>().is_ok() {
+            if is_printk_stamp(stamp) {
                 return tail.trim_start();
             }
         }
