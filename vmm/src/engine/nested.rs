@@ -107,7 +107,7 @@ pub fn run(launch: &NestedLaunch) -> Result<NestedRun> {
         .arg(format!("file,id=report,path={}", report_file.display()))
         .args(["-serial", "chardev:report"]);
     let mut inner_exit = None;
-    let watched = process::watch(command, launch.qemu, launch.timeout, |line| {
+    let watched = process::watch(command, launch.timeout, |line| {
         if let Some(code) = line.trim_end().strip_prefix(INNER_EXIT_PREFIX) {
             inner_exit = code.trim().parse().ok();
         }

@@ -90,12 +90,7 @@ pub fn run(
         )?
     };
 
-    let watched = process::watch(
-        qemu_command(qemu, launch, &socket),
-        qemu,
-        launch.timeout,
-        |_| {},
-    )?;
+    let watched = process::watch(qemu_command(qemu, launch, &socket), launch.timeout, |_| {})?;
     // QEMU closing the socket ends the server; if QEMU died before
     // connecting, the server never started serving and is left behind.
     let server_error = server.wait_stopped(Duration::from_secs(3));

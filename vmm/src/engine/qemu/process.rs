@@ -114,14 +114,13 @@ fn forward_lines(
 /// exits or `timeout` passes (then kills it).
 pub fn watch(
     mut command: Command,
-    qemu: &Path,
     timeout: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Result<Watched> {
     let started = Instant::now();
     let mut child: Child = command
         .spawn()
-        .with_context(|| format!("cannot start {}", qemu.display()))?;
+        .with_context(|| format!("cannot start {}", command.get_program().display()))?;
     let (sender, lines) = mpsc::channel();
     if let Some(stdout) = child.stdout.take() {
         forward_lines(stdout, sender.clone(), Output::Guest);
