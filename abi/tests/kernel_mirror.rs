@@ -290,3 +290,57 @@ fn the_reading_of_the_module_finds_its_items() {
     );
     assert!(uapi.contains(&"Info._reserved".to_string()), "{uapi:?}");
 }
+
+const MODULE_TRACE_HEADER: &str = include_str!("../../guest-driver/module/rangefault_trace.h");
+const MODULE_TRACE_RS: &str = include_str!("../../guest-driver/module/trace.rs");
+
+/// The `{ code, "name" }` pairs of a `#define NAME ... \` table in the trace header.
+fn symbolic_table(name: &str) -> Vec<(u32, String)> {
+    let start = MODULE_TRACE_HEADER
+        .find(&format!("#define {name}"))
+        .unwrap_or_else(|| panic!("rangefault_trace.h has no {name}"));
+    MODULE_TRACE_HEADER[start..]
+        .lines()
+        .skip(1)
+        .take_while(|line| line.trim_start().starts_with('{'))
+        .map(|line| {
+            let inner = line
+                .trim()
+                .trim_end_matches('\\')
+                .trim()
+                .trim_end_matches(',');
+            let inner = inner.trim_start_matches('{').trim_end_matches('}');
+            let (code, text) = inner.split_once(',').expect("{ code, \"name\" }");
+            (
+                code.trim().parse().expect("a numeric code"),
+                text.trim().trim_matches('"').to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn trace_event_strategy_names_match_the_abi() {
+    use abi::uapi::Strategy;
+    let expected: Vec<(u32, String)> = Strategy::ALL
+        .iter()
+        .map(|s| (*s as u32, s.name().to_owned()))
+        .collect();
+    assert_eq!(symbolic_table("RANGEFAULT_STRATEGY_NAMES"), expected);
+}
+
+#[test]
+fn trace_event_level_codes_match_what_trace_rs_passes() {
+    let names = symbolic_table("RANGEFAULT_LEVEL_NAMES");
+    assert_eq!(names.len(), 4, "{names:?}");
+    for (code, name) in names {
+        let arm = match name.as_str() {
+            "none" => format!("None => {code},"),
+            level => {
+                let variant = format!("{}{}", level[..1].to_uppercase(), &level[1..]);
+                format!("Some(Level::{variant}) => {code},")
+            }
+        };
+        assert!(MODULE_TRACE_RS.contains(&arm), "trace.rs lacks `{arm}`");
+    }
+}

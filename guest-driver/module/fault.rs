@@ -27,23 +27,92 @@
 use kernel::sync::{atomic::Relaxed, barrier::smp_mb};
 
 use crate::latency::{FaultTimer, Level};
+use crate::trace;
 use crate::vm::{FaultRef, VmFault, FALLBACK, NOPAGE, PMD_ORDER, PUD_ORDER, SIGBUS};
 use crate::window::{self, Range, Strategy, PAGE_SIZE, PMD_SIZE, PUD_SIZE};
 
 const PAGE_SHIFT: u32 = 12;
 
+/// Entries one handler call inserted, by level (for the stock paths: insert calls made).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Inserted {
+    pub(crate) pte: u64,
+    pub(crate) pmd: u64,
+    pub(crate) pud: u64,
+}
+
+/// What one handler call did: for the counters, the latency histograms and the trace.
+pub(crate) struct Outcome {
+    pub(crate) result: VmFault,
+    /// The level the fault counts at (`faults_pte/pmd/pud`, the histograms): its largest entry.
+    /// None for a fallback, a refusal, or a window a racing thread had already mapped.
+    pub(crate) level: Option<Level>,
+    pub(crate) inserted: Inserted,
+}
+
+impl Outcome {
+    fn uncounted(result: VmFault) -> Self {
+        Self {
+            result,
+            level: None,
+            inserted: Inserted::default(),
+        }
+    }
+}
+
 /// `vm_ops->fault`: inserts the PTEs of the window.
 pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
+    handle(fault, 0, |fault| {
+        if fault.strategy() == Strategy::RangeMm {
+            return map_range_mm(fault, Handler::Fault);
+        }
+        map_pte_window(fault)
+    })
+}
+
+/// `vm_ops->huge_fault`: inserts one PMD or PUD leaf when the strategy's window covers it and
+/// VA, BAR offset and physical address are all aligned to it; otherwise falls back to smaller
+/// entries (never an error).
+pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
+    handle(fault, order, |fault| {
+        if fault.strategy() == Strategy::RangeMm {
+            return map_range_mm(fault, Handler::HugeFault);
+        }
+        map_huge_leaf(fault, order)
+    })
+}
+
+/// Every handler call: counted, timed and traced here, in one place, around `body`. `order` is
+/// 0 for `fault`, the leaf order for `huge_fault`.
+fn handle(fault: &FaultRef<'_>, order: u32, body: impl FnOnce(&FaultRef<'_>) -> Outcome) -> VmFault {
     let timer = FaultTimer::start();
+    trace::fault_enter(fault, order);
     let shared = fault.shared();
-    shared.counters.handler_calls.add(1, Relaxed);
+    let counters = &shared.counters;
+    counters.handler_calls.add(1, Relaxed);
     let _in_flight = shared.fault_started();
-    if !shared.enabled() {
-        return refuse(fault);
+    let outcome = if shared.enabled() {
+        body(fault)
+    } else {
+        refuse(fault)
+    };
+    let ns = timer.elapsed_ns();
+    if let Some(level) = outcome.level {
+        let faults = match level {
+            Level::Pte => &counters.faults_pte,
+            Level::Pmd => &counters.faults_pmd,
+            Level::Pud => &counters.faults_pud,
+        };
+        faults.add(1, Relaxed);
+        shared.latency.record(level, ns);
     }
-    if fault.strategy() == Strategy::RangeMm {
-        return map_range_mm(fault, &timer, Handler::Fault);
-    }
+    trace::fault_exit(fault, &outcome, ns);
+    outcome.result
+}
+
+/// The stock PTE path: the window's PTEs, one `vmf_insert_pfn` each.
+fn map_pte_window(fault: &FaultRef<'_>) -> Outcome {
+    let shared = fault.shared();
     let geometry = shared.geometry;
     let span = fault.span();
     let va = fault.address();
@@ -65,28 +134,25 @@ pub(crate) fn map_ptes(fault: &FaultRef<'_>) -> VmFault {
     }
     let counters = &shared.counters;
     counters.pte_inserts.add(inserts, Relaxed);
-    if result == NOPAGE {
-        counters.faults_pte.add(1, Relaxed);
+    let level = if result == NOPAGE {
         counters.bytes_inserted.add(range.len(), Relaxed);
-        shared.latency.record(Level::Pte, &timer);
+        Some(Level::Pte)
+    } else {
+        None
+    };
+    Outcome {
+        result: recheck(fault, range, result),
+        level,
+        inserted: Inserted {
+            pte: inserts,
+            ..Inserted::default()
+        },
     }
-    recheck(fault, range, result)
 }
 
-/// `vm_ops->huge_fault`: inserts one PMD or PUD leaf when the strategy's window covers it and
-/// VA, BAR offset and physical address are all aligned to it; otherwise falls back to smaller
-/// entries (never an error).
-pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
-    let timer = FaultTimer::start();
+/// The stock huge path: one PMD or PUD leaf, or a fallback.
+fn map_huge_leaf(fault: &FaultRef<'_>, order: u32) -> Outcome {
     let shared = fault.shared();
-    shared.counters.handler_calls.add(1, Relaxed);
-    let _in_flight = shared.fault_started();
-    if !shared.enabled() {
-        return refuse(fault);
-    }
-    if fault.strategy() == Strategy::RangeMm {
-        return map_range_mm(fault, &timer, Handler::HugeFault);
-    }
     let leaf_size = match order {
         PMD_ORDER => PMD_SIZE,
         PUD_ORDER => PUD_SIZE,
@@ -111,29 +177,35 @@ pub(crate) fn map_huge(fault: &FaultRef<'_>, order: u32) -> VmFault {
         return fall_back(fault);
     }
     let pfn = phys >> PAGE_SHIFT;
-    let result = if leaf_size == PMD_SIZE {
-        fault.insert_pmd(pfn)
+    let (result, level, inserted) = if leaf_size == PMD_SIZE {
+        let inserted = Inserted {
+            pmd: 1,
+            ..Inserted::default()
+        };
+        (fault.insert_pmd(pfn), Level::Pmd, inserted)
     } else {
-        fault.insert_pud(pfn)
+        let inserted = Inserted {
+            pud: 1,
+            ..Inserted::default()
+        };
+        (fault.insert_pud(pfn), Level::Pud, inserted)
     };
-    if result == NOPAGE {
-        let counters = &shared.counters;
-        let (faults, inserts) = if leaf_size == PMD_SIZE {
-            (&counters.faults_pmd, &counters.pmd_inserts)
-        } else {
-            (&counters.faults_pud, &counters.pud_inserts)
-        };
-        faults.add(1, Relaxed);
-        inserts.add(1, Relaxed);
-        counters.bytes_inserted.add(leaf_size, Relaxed);
-        let level = if leaf_size == PMD_SIZE {
-            Level::Pmd
-        } else {
-            Level::Pud
-        };
-        shared.latency.record(level, &timer);
+    if result != NOPAGE {
+        return Outcome::uncounted(recheck(fault, leaf, result));
     }
-    recheck(fault, leaf, result)
+    let counters = &shared.counters;
+    let inserts = if leaf_size == PMD_SIZE {
+        &counters.pmd_inserts
+    } else {
+        &counters.pud_inserts
+    };
+    inserts.add(1, Relaxed);
+    counters.bytes_inserted.add(leaf_size, Relaxed);
+    Outcome {
+        result: recheck(fault, leaf, result),
+        level: Some(level),
+        inserted,
+    }
 }
 
 /// Which handler the core called.
@@ -147,7 +219,7 @@ enum Handler {
 
 /// `range-mm`, from either handler: the whole window in one `vmf_insert_range` call.
 #[cfg(rangefault_insert_range)]
-fn map_range_mm(fault: &FaultRef<'_>, timer: &FaultTimer, handler: Handler) -> VmFault {
+fn map_range_mm(fault: &FaultRef<'_>, handler: Handler) -> Outcome {
     let shared = fault.shared();
     let geometry = shared.geometry;
     let span = fault.span();
@@ -164,43 +236,50 @@ fn map_range_mm(fault: &FaultRef<'_>, timer: &FaultTimer, handler: Handler) -> V
         inserted.pte * PAGE_SIZE + inserted.pmd * PMD_SIZE + inserted.pud * PUD_SIZE,
         Relaxed,
     );
-    if result == NOPAGE {
-        // A fault counts at the largest level it inserted; one that inserted nothing found the
-        // window mapped by a racing thread.
-        let level = if inserted.pud > 0 {
-            Some((&counters.faults_pud, Level::Pud))
-        } else if inserted.pmd > 0 {
-            Some((&counters.faults_pmd, Level::Pmd))
-        } else if inserted.pte > 0 {
-            Some((&counters.faults_pte, Level::Pte))
-        } else {
-            None
-        };
-        match level {
-            Some((faults, level)) => {
-                faults.add(1, Relaxed);
-                shared.latency.record(level, timer);
-            }
-            None if inserted.present > 0 => counters.already_mapped.add(1, Relaxed),
-            // Raced with zaps more often than the kernel retries: the access faults again.
-            None => {}
+    // A fault counts at the largest level it inserted; one that inserted nothing found the
+    // window mapped by a racing thread (or raced with zaps more often than the kernel retries:
+    // the access faults again).
+    let level = if result != NOPAGE {
+        None
+    } else if inserted.pud > 0 {
+        Some(Level::Pud)
+    } else if inserted.pmd > 0 {
+        Some(Level::Pmd)
+    } else if inserted.pte > 0 {
+        Some(Level::Pte)
+    } else {
+        if inserted.present > 0 {
+            counters.already_mapped.add(1, Relaxed);
         }
+        None
+    };
+    Outcome {
+        result: recheck(fault, range, result),
+        level,
+        inserted: Inserted {
+            pte: inserted.pte,
+            pmd: inserted.pmd,
+            pud: inserted.pud,
+        },
     }
-    recheck(fault, range, result)
 }
 
 /// Without the kernel API no VMA gets `range-mm` (SET_STRATEGY refuses it).
 #[cfg(not(rangefault_insert_range))]
-fn map_range_mm(fault: &FaultRef<'_>, _timer: &FaultTimer, _handler: Handler) -> VmFault {
+fn map_range_mm(fault: &FaultRef<'_>, _handler: Handler) -> Outcome {
     refuse(fault)
 }
 
-fn fall_back(fault: &FaultRef<'_>) -> VmFault {
+fn fall_back(fault: &FaultRef<'_>) -> Outcome {
     fault.shared().counters.fallbacks.add(1, Relaxed);
-    FALLBACK
+    Outcome::uncounted(FALLBACK)
 }
 
-fn refuse(fault: &FaultRef<'_>) -> VmFault {
+fn refuse(fault: &FaultRef<'_>) -> Outcome {
+    Outcome::uncounted(sigbus(fault))
+}
+
+fn sigbus(fault: &FaultRef<'_>) -> VmFault {
     fault.shared().counters.sigbus.add(1, Relaxed);
     SIGBUS
 }
@@ -213,5 +292,5 @@ fn recheck(fault: &FaultRef<'_>, range: Range, result: VmFault) -> VmFault {
         return result;
     }
     fault.zap(range);
-    refuse(fault)
+    sigbus(fault)
 }

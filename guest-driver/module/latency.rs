@@ -85,8 +85,7 @@ impl FaultLatency {
         }
     }
 
-    pub(crate) fn record(&self, level: Level, started: &FaultTimer) {
-        let ns = u64::try_from(started.0.elapsed().as_nanos()).unwrap_or(0);
+    pub(crate) fn record(&self, level: Level, ns: u64) {
         match level {
             Level::Pte => self.pte.record(ns),
             Level::Pmd => self.pmd.record(ns),
@@ -115,5 +114,9 @@ pub(crate) struct FaultTimer(Instant<Monotonic>);
 impl FaultTimer {
     pub(crate) fn start() -> Self {
         Self(Instant::now())
+    }
+
+    pub(crate) fn elapsed_ns(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }

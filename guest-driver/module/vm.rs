@@ -203,10 +203,14 @@ impl<'a> FaultRef<'a> {
         unsafe { (*self.vmf).__bindgen_anon_1.address as u64 }
     }
 
-    fn is_write(&self) -> bool {
+    /// The fault's `FAULT_FLAG_*` bits.
+    pub(crate) fn flags(&self) -> u32 {
         // SAFETY: `vmf` is valid for `'a` (type invariant).
-        let fault_flags = unsafe { (*self.vmf).flags };
-        fault_flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+        unsafe { (*self.vmf).flags }
+    }
+
+    fn is_write(&self) -> bool {
+        self.flags() & bindings::fault_flag_FAULT_FLAG_WRITE != 0
     }
 
     pub(crate) fn span(&self) -> VmaSpan {

@@ -5,7 +5,7 @@
 //! of a page-table root.
 //!
 //! Rust-for-Linux 7.2 has no abstraction for any of them; each is wrapped here once, in a small
-//! safe function or type, so the rest of the driver (`check.rs`, the probe in `rangefault.rs`)
+//! safe function or type, so the rest of the driver (`check.rs`, the probe in `rangefault_main.rs`)
 //! has no `unsafe` for them.
 
 use kernel::{bindings, mm::MmWithUser, prelude::*};

@@ -22,6 +22,7 @@ mod fault;
 mod geometry;
 mod latency;
 mod shared;
+mod trace;
 mod uapi;
 mod vm;
 mod window;
