@@ -4,6 +4,7 @@
 //! with (the boot tests ask it too).
 
 mod engine;
+mod fault_trace;
 mod guest_console;
 mod guest_files;
 mod guest_ram;

@@ -36,6 +36,9 @@ pub struct Report {
     /// Warnings the engine printed (QEMU's `warning:` lines): a clean boot has none.
     pub engine_warnings: Vec<String>,
     pub timing: Timing,
+    /// The fault trace (`--trace`): where it went and what it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::fault_trace::TraceReport>,
     pub timed_out: bool,
     /// The overall verdict (also vmm's exit status).
     pub pass: bool,

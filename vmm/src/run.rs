@@ -11,6 +11,7 @@ use clap::Args;
 use device_model::{abi, DeviceConfig, RangefaultDevice};
 
 use crate::engine::{self, kvm, nested, qemu, Engine, EngineChoice, GuestLaunch};
+use crate::fault_trace;
 use crate::guest_files;
 use crate::hostvirt::HostVirt;
 use crate::images::{self, GuestImage, Parts};
@@ -69,6 +70,15 @@ pub struct RunArgs {
     /// Write a JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Trace every fault of the run (the driver's trace events and the kernel's user page-fault
+    /// exceptions) and write it here as Chrome JSON, for ui.perfetto.dev; a latency plot goes
+    /// beside it (same name, `.png`) and a summary into the report. QEMU engine only.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// The guest's trace buffer per vCPU for --trace, 1M ..= 256M: a fault costs ~150 bytes;
+    /// a run that overflows it reports how many events it lost.
+    #[arg(long = "trace-buffer", default_value = "16M", value_parser = power_of_two_in(1 << 20, 256 << 20))]
+    trace_buffer: u64,
     /// Give up (and fail) if the guest has not powered off after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
     timeout: u64,
@@ -109,6 +119,13 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if args.trace.is_some() && engine != Engine::Qemu {
+        eprintln!(
+            "error: --trace needs --engine qemu (the {} engine has no second serial port to carry the trace out)",
+            engine.name()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     eprintln!("vmm: engine {} ({reason})", engine.name());
     match run(&args, config, engine, reason) {
         Ok(code) => code,
@@ -193,8 +210,21 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
             base64::engine::general_purpose::STANDARD.encode(cmd)
         )
     });
+    let trace_dir = match &args.trace {
+        Some(_) => Some(
+            tempfile::Builder::new()
+                .prefix("rangefault-trace-")
+                .tempdir()
+                .context("cannot create a directory for the fault trace")?,
+        ),
+        None => None,
+    };
+    let trace_arg = match &trace_dir {
+        Some(_) => format!(" rangefault.trace={}", args.trace_buffer >> 10),
+        None => String::new(),
+    };
     let cmdline = format!(
-        "console=ttyS0 rdinit=/init panic=-1 rangefault.scenario={}{} {}",
+        "console=ttyS0 rdinit=/init panic=-1 rangefault.scenario={}{}{trace_arg} {}",
         args.scenario,
         guest_cmd.unwrap_or_default(),
         args.cmdline
@@ -214,6 +244,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         memory: args.memory,
         cpus: args.cpus,
         timeout: Duration::from_secs(args.timeout),
+        second_serial: trace_dir.as_ref().map(|dir| dir.path().join("trace.gz")),
     };
     let outcome = match engine {
         Engine::Qemu => qemu::run(image.qemu()?, &launch, device)?,
@@ -223,6 +254,33 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
 
     let console = &outcome.console;
     let mut host_errors: Vec<String> = outcome.engine_error.iter().cloned().collect();
+    let trace = match (&args.trace, &launch.second_serial) {
+        (Some(out), Some(serial)) => {
+            let title = format!(
+                "{}: {} VRAM, {} pages ({} engine, TCG: not hardware time)",
+                args.scenario,
+                format_size(config.vram_size),
+                format_size(config.page_size),
+                engine.name()
+            );
+            match fault_trace::convert(serial, out, &title) {
+                Ok(trace) => {
+                    if trace.summary.lost_events > 0 {
+                        host_errors.push(format!(
+                            "the fault trace lost {} events: its buffer was too small (raise --trace-buffer)",
+                            trace.summary.lost_events
+                        ));
+                    }
+                    Some(trace)
+                }
+                Err(e) => {
+                    host_errors.push(format!("fault trace: {e:#}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     if outcome.console.dropped > 0 {
         host_errors.push(format!(
             "{} guest result/error/problem lines beyond the first 1000 of each were not kept",
@@ -307,6 +365,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
                 .collect(),
             wall_s: outcome.wall.as_secs_f64(),
         },
+        trace,
         timed_out: outcome.timed_out,
         pass,
     };
@@ -574,6 +633,9 @@ fn print_summary(report: &Report) {
             }
         );
     }
+    if let Some(trace) = &report.trace {
+        print_trace_summary(trace);
+    }
     println!(
         "trapped VRAM accesses: {} (register accesses {}, config accesses {})",
         report.host.vram_trapped_accesses,
@@ -594,4 +656,32 @@ fn print_summary(report: &Report) {
         report.guest_exit_code,
         report.timing.wall_s
     );
+}
+
+fn print_trace_summary(trace: &fault_trace::TraceReport) {
+    let summary = &trace.summary;
+    println!(
+        "trace: {} faults, {} handler calls, {} events ({} lost) -> {}{}",
+        summary.faults,
+        summary.handler_calls,
+        summary.events,
+        summary.lost_events,
+        trace.file.display(),
+        trace
+            .plot
+            .as_ref()
+            .map(|png| format!(", {}", png.display()))
+            .unwrap_or_default()
+    );
+    for (level, group) in &summary.by_level {
+        if let Some(p) = group.handler_ns {
+            println!(
+                "  {level}: {} faults, handler p50 {} p90 {} p99 {} max {} ns",
+                group.faults, p.p50, p.p90, p.p99, p.max
+            );
+        }
+    }
+    if let Some(why) = &trace.plot_error {
+        println!("  no plot: {why}");
+    }
 }

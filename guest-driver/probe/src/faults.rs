@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use rangefault_abi::{pattern, selftest};
 
+use crate::phase::Phase;
 use crate::regs::Registers;
 use crate::uapi::{Device, FaultLatency, HostCheck, Stats, Strategy};
 use crate::vmap::{minor_faults, DeviceMapping};
@@ -95,14 +96,21 @@ pub fn touch(
 ) -> Result<TouchCost, ProbeError> {
     device.reset_stats()?;
     let minflt_before = minor_faults();
+    let touching = Phase::begin("touch");
     let started = Instant::now();
     for page in (0..mapping.len as u64).step_by(PAGE as usize) {
         visit(page, mapping.read64(page as usize));
     }
     let touch_ns = started.elapsed().as_nanos() as u64;
+    drop(touching);
     let minflt = minor_faults() - minflt_before;
     let stats: Stats = device.stats()?;
     let faults = stats.faults();
+    let fault_latency = device.latency()?;
+    let host_check = {
+        let _checking = Phase::begin("check");
+        device.check(mapping.va(), mapping.len, 0, None)?
+    };
     Ok(TouchCost {
         faults,
         minflt,
@@ -117,8 +125,8 @@ pub fn touch(
         pud_inserts: stats.pud_inserts,
         touch_ns,
         ns_per_fault: touch_ns.checked_div(faults).unwrap_or(0),
-        fault_latency: device.latency()?,
-        host_check: device.check(mapping.va(), mapping.len, 0, None)?,
+        fault_latency,
+        host_check,
     })
 }
 

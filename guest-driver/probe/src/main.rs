@@ -6,6 +6,7 @@ mod access_control;
 mod bench;
 mod faults;
 mod mapping;
+mod phase;
 mod regs;
 mod selftests;
 mod semantics;

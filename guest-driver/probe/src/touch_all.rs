@@ -2,6 +2,7 @@
 //! `range-mm` on the patched kernel, stock `range` elsewhere) and touch every page once.
 
 use crate::faults::{bytes_per_fault, mapping_alignment, touch, TouchResult};
+use crate::phase::Phase;
 use crate::uapi::Device;
 use crate::vmap::DeviceMapping;
 use crate::ProbeError;
@@ -14,7 +15,10 @@ pub fn run() -> Result<TouchResult, ProbeError> {
     let strategy = info
         .current_strategy()
         .ok_or_else(|| ProbeError::Parse(format!("unknown strategy {}", info.strategy)))?;
-    let mapping = DeviceMapping::new(&device, 0, info.vram_size as usize, align as usize, 0)?;
+    let mapping = {
+        let _mapping = Phase::begin("map");
+        DeviceMapping::new(&device, 0, info.vram_size as usize, align as usize, 0)?
+    };
     let mut sum = 0u64;
     let cost = touch(&device, &mapping, |_, value| sum = sum.wrapping_add(value))?;
     std::hint::black_box(sum);

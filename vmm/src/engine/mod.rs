@@ -24,6 +24,9 @@ pub struct GuestLaunch {
     pub memory: u64,
     pub cpus: u8,
     pub timeout: Duration,
+    /// The guest's second serial port (ttyS1) into this host file: how a fault trace leaves
+    /// the guest.
+    pub second_serial: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

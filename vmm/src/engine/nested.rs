@@ -99,13 +99,10 @@ pub fn run(launch: &NestedLaunch) -> Result<NestedRun> {
         cmdline: OUTER_CMDLINE,
         memory: launch.memory,
         cpus: launch.cpus,
+        second_serial: Some(&report_file),
     };
     let mut command = machine.command();
-    command
-        .args(["-machine", "q35"])
-        .arg("-chardev")
-        .arg(format!("file,id=report,path={}", report_file.display()))
-        .args(["-serial", "chardev:report"]);
+    command.args(["-machine", "q35"]);
     let mut inner_exit = None;
     let watched = process::watch(command, launch.timeout, |line| {
         if let Some(code) = line.trim_end().strip_prefix(INNER_EXIT_PREFIX) {

@@ -29,6 +29,7 @@ fn machine<'a>(qemu: &'a Path, launch: &'a GuestLaunch) -> QemuMachine<'a> {
         cmdline: &launch.cmdline,
         memory: launch.memory,
         cpus: launch.cpus,
+        second_serial: launch.second_serial.as_deref(),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct QemuMachine<'a> {
     pub cmdline: &'a str,
     pub memory: u64,
     pub cpus: u8,
+    /// The guest's second serial port (ttyS1) into this host file.
+    pub second_serial: Option<&'a Path>,
 }
 
 impl QemuMachine<'_> {
@@ -45,6 +47,18 @@ impl QemuMachine<'_> {
             .args(["-m", &format!("{}M", self.memory >> 20)])
             .args(["-chardev", "stdio,id=console,signal=off"])
             .args(["-serial", "chardev:console"])
+            .args(self.second_serial.iter().flat_map(|file| {
+                [
+                    "-chardev".into(),
+                    // QEMU's option syntax doubles a comma inside a value.
+                    format!(
+                        "file,id=serial1,path={}",
+                        file.display().to_string().replace(',', ",,")
+                    ),
+                    "-serial".into(),
+                    "chardev:serial1".into(),
+                ]
+            }))
             .arg("-kernel")
             .arg(self.kernel)
             .arg("-initrd")
