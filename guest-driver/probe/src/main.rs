@@ -13,6 +13,7 @@ mod semantics;
 mod skeleton;
 mod sysfs;
 mod touch_all;
+mod trace_overhead;
 mod uapi;
 mod vmap;
 
@@ -61,6 +62,7 @@ const SCENARIOS: &[&str] = &[
     "skeleton",
     "faults",
     "touch-all",
+    "trace-overhead",
     "semantics",
     "mm-selftests",
     "bench",
@@ -118,6 +120,12 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
         "bench" => bench::run(emit),
         "mm-selftests" => {
             let result = selftests::run()?;
+            let pass = result.pass;
+            emit(&result);
+            Ok(pass)
+        }
+        "trace-overhead" => {
+            let result = trace_overhead::run()?;
             let pass = result.pass;
             emit(&result);
             Ok(pass)
