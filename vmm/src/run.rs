@@ -15,7 +15,9 @@ use crate::fault_trace;
 use crate::guest_files;
 use crate::hostvirt::HostVirt;
 use crate::images::{self, GuestImage, Parts};
+use crate::interrupt;
 use crate::report::{DeviceReport, GuestDriverView, HostChecks, Report, Timing, Versions};
+use crate::scratch;
 use crate::size::{format_size, power_of_two_in};
 use crate::topology;
 
@@ -100,6 +102,14 @@ fn scenario_name(text: &str) -> Result<String, String> {
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
+    if let Err(e) = interrupt::install() {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let stale = scratch::sweep_stale();
+    if stale > 0 {
+        eprintln!("vmm: removed {stale} temporary directories of vmm runs that were killed");
+    }
     let config = match DeviceConfig::new(args.vram, args.page_size) {
         Ok(config) => config,
         Err(e) => {
@@ -127,12 +137,20 @@ pub fn main(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     eprintln!("vmm: engine {} ({reason})", engine.name());
-    match run(&args, config, engine, reason) {
+    let code = match run(&args, config, engine, reason) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    // Everything of the run is dropped by now (QEMU reaped, temporary directories removed).
+    match interrupt::received() {
+        Some(signal) => {
+            eprintln!("vmm: stopped by {}", interrupt::name(signal));
+            ExitCode::from(128 + signal as u8)
+        }
+        None => code,
     }
 }
 
@@ -168,6 +186,12 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         anyhow::ensure!(path.is_file(), "{} does not exist", path.display());
     }
     let image = guest_image(args, engine)?;
+    if let Some(signal) = interrupt::received() {
+        anyhow::bail!(
+            "{} received while the guest image was built",
+            interrupt::name(signal)
+        );
+    }
     let kernel = args
         .kernel
         .clone()
@@ -183,9 +207,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
     let (initramfs, _added) = if args.add.is_empty() {
         (initramfs, None)
     } else {
-        let added = tempfile::Builder::new()
-            .prefix("rangefault-add-")
-            .tempdir()?;
+        let added = scratch::dir("initramfs")?;
         let extended = added.path().join("initramfs.cpio");
         guest_files::extend_initramfs(&initramfs, &args.add, &extended)?;
         (extended, Some(added))
@@ -211,12 +233,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         )
     });
     let trace_dir = match &args.trace {
-        Some(_) => Some(
-            tempfile::Builder::new()
-                .prefix("rangefault-trace-")
-                .tempdir()
-                .context("cannot create a directory for the fault trace")?,
-        ),
+        Some(_) => Some(scratch::dir("trace")?),
         None => None,
     };
     let trace_arg = match &trace_dir {

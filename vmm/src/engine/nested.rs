@@ -73,10 +73,7 @@ pub struct NestedRun {
 
 /// Boots the outer guest and waits for it to power off (or the timeout).
 pub fn run(launch: &NestedLaunch) -> Result<NestedRun> {
-    let work = tempfile::Builder::new()
-        .prefix("rangefault-nested-")
-        .tempdir()
-        .context("cannot create a directory for the nested run")?;
+    let work = crate::scratch::dir("nested")?;
     let args_file = work.path().join("args");
     std::fs::write(&args_file, launch.inner_args.join("\n") + "\n")?;
     let initramfs = work.path().join("outer.cpio");

@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -22,6 +22,9 @@ use kvm_machine::{EndReason, RunOutcome, Vm, VmConfig};
 use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, KvmCounters};
 use crate::guest_console::GuestConsole;
 use crate::hostvirt::HostVirt;
+
+/// How often the wait for the VM looks for Ctrl-C or SIGTERM.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
 
 // Both engines put the device at the same address, so the guest, the
 // topology printout and the reports agree.
@@ -127,8 +130,15 @@ pub fn run(launch: &GuestLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result
         .context("cannot start the VM thread")?;
 
     let mut console = GuestConsole::new(started);
+    let mut stopping = false;
     let outcome = loop {
-        match events.recv() {
+        match events.recv_timeout(INTERRUPT_POLL) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let (false, Some(signal)) = (stopping, crate::interrupt::received()) {
+                    stopper.stop(format!("{} received", crate::interrupt::name(signal)));
+                    stopping = true;
+                }
+            }
             Ok(Event::Line(line)) => {
                 print!("{line}");
                 console.feed(&line);
@@ -140,7 +150,9 @@ pub fn run(launch: &GuestLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result
                 console.finish();
                 break outcome?;
             }
-            Err(_) => anyhow::bail!("the KVM VM thread died without a result"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the KVM VM thread died without a result")
+            }
         }
     };
     Ok(guest_run(console, outcome))

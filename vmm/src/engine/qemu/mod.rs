@@ -3,13 +3,12 @@
 
 pub mod process;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use device_model::RangefaultDevice;
 
@@ -65,11 +64,7 @@ pub fn run(
 ) -> Result<GuestRun> {
     // Private to us (and QEMU, which runs as us): the crate's server listens
     // here too, behind the guard, and must have no other client.
-    let socket_dir = tempfile::Builder::new()
-        .prefix("rangefault-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
-        .context("cannot create a directory for the vfio-user socket")?;
+    let socket_dir = crate::scratch::dir("socket")?;
     let socket = socket_dir.path().join("vfio-user.sock");
 
     let (regions, irqs) = {

@@ -83,6 +83,9 @@ impl QemuMachine<'_> {
     }
 }
 
+/// How often the wait for QEMU looks for Ctrl-C or SIGTERM.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+
 /// How a watched QEMU run went.
 pub struct Watched {
     pub console: GuestConsole,
@@ -150,7 +153,7 @@ pub fn watch(
     let mut timed_out = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
+        match lines.recv_timeout(left.min(INTERRUPT_POLL)) {
             Ok(Output::Guest(line)) => {
                 print!("{line}");
                 console.feed(&line);
@@ -161,6 +164,16 @@ pub fn watch(
                 stderr.push(line.trim_end().to_owned());
             }
             Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
+                if let Some(signal) = crate::interrupt::received() {
+                    eprintln!(
+                        "vmm: {} received; killing QEMU",
+                        crate::interrupt::name(signal)
+                    );
+                    let _ = child.kill();
+                    break;
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {
                 timed_out = true;
                 eprintln!(
