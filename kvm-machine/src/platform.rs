@@ -13,7 +13,7 @@ use super::i8042::{self, I8042};
 use super::pci_conf1::{self, Conf1, Conf1Access, ConfigTarget};
 use super::rangefault_function::RangefaultFunction;
 use super::run_control::{EndReason, RunControl};
-use super::serial::{self, SerialPort};
+use super::serial::SerialPort;
 use device_model::ratelimit::RateLimitedLog;
 
 /// PCI slot of the rangefault device on bus 0 (00:03.0, as under QEMU).
@@ -27,7 +27,7 @@ const QUIET_PORTS: &[(u16, u16)] = &[
     (0x81, 0x8f),   // ISA DMA page registers
     (0x92, 0x92),   // system control port A
     (0xed, 0xed),   // alternative I/O delay
-    (0x2e8, 0x2ef), // COM4..COM2 probes
+    (0x2e8, 0x2ef), // COM4..COM2 probes (COM2 when the VMM wants none)
     (0x2f8, 0x2ff),
     (0x3e8, 0x3ef),
     (0x3b0, 0x3df), // VGA probes
@@ -39,6 +39,7 @@ pub struct Platform {
     host_bridge: HostBridge,
     rangefault: RangefaultFunction,
     serial: SerialPort,
+    second_serial: Option<SerialPort>,
     i8042: Mutex<I8042>,
     control: Arc<RunControl>,
     counters: Arc<Counters>,
@@ -49,6 +50,7 @@ impl Platform {
     pub fn new(
         rangefault: RangefaultFunction,
         serial: SerialPort,
+        second_serial: Option<SerialPort>,
         control: Arc<RunControl>,
         counters: Arc<Counters>,
     ) -> Self {
@@ -57,6 +59,7 @@ impl Platform {
             host_bridge: HostBridge::default(),
             rangefault,
             serial,
+            second_serial,
             i8042: Mutex::default(),
             control,
             counters,
@@ -70,7 +73,10 @@ impl Platform {
 
     pub fn io_in(&self, port: u16, data: &mut [u8]) {
         match port {
-            serial::FIRST_PORT..=serial::LAST_PORT => self.serial.read(port, data),
+            _ if self.serial.claims(port) => self.serial.read(port, data),
+            _ if self.com2().is_some_and(|com2| com2.claims(port)) => {
+                self.com2().expect("claimed").read(port, data)
+            }
             pci_conf1::FIRST_PORT..=pci_conf1::LAST_PORT => {
                 if let Conf1Access::Config(target) = self.conf1.read(port, data) {
                     self.config_read(target, data);
@@ -84,13 +90,20 @@ impl Platform {
         }
     }
 
+    fn com2(&self) -> Option<&SerialPort> {
+        self.second_serial.as_ref()
+    }
+
     fn i8042(&self) -> std::sync::MutexGuard<'_, I8042> {
         self.i8042.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn io_out(&self, port: u16, data: &[u8]) {
         match port {
-            serial::FIRST_PORT..=serial::LAST_PORT => self.serial.write(port, data),
+            _ if self.serial.claims(port) => self.serial.write(port, data),
+            _ if self.com2().is_some_and(|com2| com2.claims(port)) => {
+                self.com2().expect("claimed").write(port, data)
+            }
             pci_conf1::FIRST_PORT..=pci_conf1::LAST_PORT => {
                 if let Conf1Access::Config(target) = self.conf1.write(port, data) {
                     self.config_write(target, data);

@@ -1,5 +1,7 @@
-//! COM1: vm-superio's 8250 UART at 0x3f8, interrupting on IRQ 4 through an
-//! irqfd. What the guest prints goes to a writer the VMM chooses.
+//! COM1 and COM2: vm-superio's 8250 UART at 0x3f8 (IRQ 4) and 0x2f8 (IRQ 3),
+//! interrupting through an irqfd. What the guest prints goes to a writer the
+//! VMM chooses: COM1 is the console, COM2 (when the VMM wants it) carries
+//! bulk output such as a fault trace.
 
 use std::io::{self, Write};
 use std::sync::Mutex;
@@ -12,11 +14,28 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use device_model::ratelimit::RateLimitedLog;
 
-/// COM1's eight registers.
-pub const FIRST_PORT: u16 = 0x3f8;
-pub const LAST_PORT: u16 = 0x3ff;
-/// COM1's ISA IRQ (also its IOAPIC pin and GSI).
-pub const IRQ: u32 = 4;
+/// A legacy PC serial port: eight registers from `base`, an ISA IRQ (also its IOAPIC pin and
+/// GSI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComPort {
+    pub base: u16,
+    pub irq: u32,
+}
+
+pub const COM1: ComPort = ComPort {
+    base: 0x3f8,
+    irq: 4,
+};
+pub const COM2: ComPort = ComPort {
+    base: 0x2f8,
+    irq: 3,
+};
+
+impl ComPort {
+    pub fn claims(self, port: u16) -> bool {
+        (self.base..self.base + 8).contains(&port)
+    }
+}
 
 /// Where the guest's console output goes.
 pub type ConsoleOut = Box<dyn Write + Send>;
@@ -34,19 +53,32 @@ impl Trigger for IrqFdTrigger {
 
 /// The UART and its interrupt line.
 pub struct SerialPort {
+    com: ComPort,
     uart: Mutex<Serial<IrqFdTrigger, vm_superio::serial::NoEvents, ConsoleOut>>,
     errors: RateLimitedLog,
 }
 
 impl SerialPort {
-    pub fn new(vm: &VmFd, out: ConsoleOut) -> Result<Self> {
+    pub fn new(vm: &VmFd, com: ComPort, out: ConsoleOut) -> Result<Self> {
         let irq = EventFd::new(EFD_NONBLOCK).context("cannot create the serial IRQ eventfd")?;
-        vm.register_irqfd(&irq, IRQ)
+        vm.register_irqfd(&irq, com.irq)
             .context("cannot route the serial IRQ (irqfd)")?;
         Ok(Self {
+            com,
             uart: Mutex::new(Serial::new(IrqFdTrigger(irq), out)),
             errors: RateLimitedLog::new("kvm", 5, Duration::from_secs(10)),
         })
+    }
+
+    pub fn claims(&self, port: u16) -> bool {
+        self.com.claims(port)
+    }
+
+    /// Register offset of byte `i` of an access at `port`, if still in this port's eight.
+    fn register(&self, port: u16, i: usize) -> Option<u8> {
+        let at = usize::from(port) + i;
+        let base = usize::from(self.com.base);
+        (base..base + 8).contains(&at).then(|| (at - base) as u8)
     }
 
     /// The UART's registers are 8 bits wide; a wider access reaches the
@@ -54,7 +86,7 @@ impl SerialPort {
     pub fn read(&self, port: u16, data: &mut [u8]) {
         let mut uart = self.uart.lock().unwrap_or_else(|e| e.into_inner());
         for (i, byte) in data.iter_mut().enumerate() {
-            *byte = match register(port, i) {
+            *byte = match self.register(port, i) {
                 Some(offset) => uart.read(offset),
                 None => 0xff,
             };
@@ -64,7 +96,7 @@ impl SerialPort {
     pub fn write(&self, port: u16, data: &[u8]) {
         let mut uart = self.uart.lock().unwrap_or_else(|e| e.into_inner());
         for (i, &byte) in data.iter().enumerate() {
-            if let Some(offset) = register(port, i) {
+            if let Some(offset) = self.register(port, i) {
                 if let Err(e) = uart.write(offset, byte) {
                     self.errors
                         .warn(|| format!("serial: cannot deliver guest output: {e:?}"));
@@ -72,12 +104,4 @@ impl SerialPort {
             }
         }
     }
-}
-
-/// Register offset of byte `i` of an access at `port`, if still in COM1.
-fn register(port: u16, i: usize) -> Option<u8> {
-    let at = usize::from(port) + i;
-    (usize::from(FIRST_PORT)..=usize::from(LAST_PORT))
-        .contains(&at)
-        .then(|| (at - usize::from(FIRST_PORT)) as u8)
 }

@@ -25,7 +25,7 @@ use super::page_tables::{DoorbellCpu, KvmPageTables};
 use super::platform::Platform;
 use super::rangefault_function::RangefaultFunction;
 use super::run_control::{EndReason, RunControl};
-use super::serial::{ConsoleOut, SerialPort};
+use super::serial::{self, ConsoleOut, SerialPort};
 use super::vram_slot::VramSlot;
 use super::{lapic, msrs, vcpu_thread};
 
@@ -85,6 +85,16 @@ impl Vm {
         device: Arc<Mutex<RangefaultDevice>>,
         console: ConsoleOut,
     ) -> Result<Self> {
+        Self::with_com2(config, device, console, None)
+    }
+
+    /// [`Vm::new`] with a second serial port (COM2, the guest's ttyS1) writing to `com2`.
+    pub fn with_com2(
+        config: VmConfig,
+        device: Arc<Mutex<RangefaultDevice>>,
+        console: ConsoleOut,
+        com2: Option<ConsoleOut>,
+    ) -> Result<Self> {
         if config.cpus == 0 {
             bail!("a VM needs at least one vCPU");
         }
@@ -128,10 +138,14 @@ impl Vm {
             phys_limit,
             counters.clone(),
         );
-        let serial = SerialPort::new(&vm, console)?;
+        let serial = SerialPort::new(&vm, serial::COM1, console)?;
+        let second_serial = com2
+            .map(|out| SerialPort::new(&vm, serial::COM2, out))
+            .transpose()?;
         let platform = Arc::new(Platform::new(
             rangefault,
             serial,
+            second_serial,
             control.clone(),
             counters.clone(),
         ));

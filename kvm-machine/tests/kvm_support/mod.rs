@@ -73,6 +73,10 @@ impl Write for Captured {
 }
 
 impl Captured {
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -83,26 +87,40 @@ pub struct Machine {
     pub vm: Vm,
     pub device: Arc<Mutex<RangefaultDevice>>,
     pub console: Captured,
+    /// What the guest wrote to COM2 (only with [`Machine::with_com2`]).
+    pub com2: Captured,
 }
 
 impl Machine {
     pub fn new(cpus: u8) -> Self {
+        Self::build(cpus, false)
+    }
+
+    /// A machine with a second serial port (COM2).
+    pub fn with_com2(cpus: u8) -> Self {
+        Self::build(cpus, true)
+    }
+
+    fn build(cpus: u8, com2: bool) -> Self {
         let config = DeviceConfig::new(VRAM_SIZE, 2 << 20).expect("device config");
         let device = Arc::new(Mutex::new(RangefaultDevice::new(config).expect("device")));
         let console = Captured::default();
-        let vm = Vm::new(
+        let second = Captured::default();
+        let vm = Vm::with_com2(
             VmConfig {
                 memory: RAM_SIZE,
                 cpus,
             },
             device.clone(),
             Box::new(console.clone()),
+            com2.then(|| Box::new(second.clone()) as Box<dyn Write + Send>),
         )
         .expect("create the VM");
         Self {
             vm,
             device,
             console,
+            com2: second,
         }
     }
 

@@ -105,7 +105,15 @@ pub fn run(launch: &GuestLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result
         memory: launch.memory,
         cpus: launch.cpus,
     };
-    let mut vm = Vm::new(config, device, Box::new(console)).context("cannot create the KVM VM")?;
+    let com2 = match &launch.second_serial {
+        Some(path) => Some(Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        ) as kvm_machine::ConsoleOut),
+        None => None,
+    };
+    let mut vm = Vm::with_com2(config, device, Box::new(console), com2)
+        .context("cannot create the KVM VM")?;
     // No ACPI here, so no power-off: the guest's /init reboots instead
     // (rangefault.end=reboot) and Linux resets through the keyboard
     // controller (reboot=k), which ends the run. The i8042 has no keyboard
