@@ -27,6 +27,7 @@ pub use vram::Vram;
 
 use pci_config::PciConfigSpace;
 use registers::Registers;
+use serde::Serialize;
 
 /// Errors from building the device or touching VRAM.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +46,10 @@ pub enum DeviceError {
     OutOfBounds { offset: u64, len: u64, size: u64 },
 }
 
-/// Access counters, for logs and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The device's own access counters, for the report (`device.accesses`),
+/// logs and tests. Plain integers: the device is only ever touched through
+/// `&mut self`, under the engine's lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct DeviceStats {
     pub config_reads: u64,
     pub config_writes: u64,
@@ -176,6 +179,13 @@ impl RangefaultDevice {
 
     /// Raises MSI-X vector `vector`: the message to deliver now, or `None` if
     /// MSI-X is off (dropped) or the vector is masked (kept pending).
+    ///
+    /// Scaffolding: no device event calls this yet. Self-tests and host
+    /// checks complete inside the doorbell's MMIO write, so the driver reads
+    /// their status right after and has nothing to wait for. The path is
+    /// implemented and tested end to end (table, PBA, masking, delivery on
+    /// unmask; the KVM engine's `MsixRaiser`, the vfio-user irq eventfds)
+    /// for the first asynchronous producer.
     pub fn signal_msix(&mut self, vector: u16) -> Option<MsixMessage> {
         self.msix.signal(usize::from(vector))
     }

@@ -41,19 +41,8 @@ pub fn kernel_cmdline(args: &RunArgs, trace: bool) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-
-    fn args(argv: &[&str]) -> RunArgs {
-        Cli::parse_from(std::iter::once("vmm").chain(argv.iter().copied())).run
-    }
+    use crate::run::test_support::args;
 
     #[test]
     fn the_scenario_and_extra_arguments_go_on_the_line() {

@@ -10,6 +10,8 @@ mod exit_status;
 mod image;
 mod nested;
 mod report;
+#[cfg(test)]
+mod test_support;
 mod trace;
 mod verdict;
 

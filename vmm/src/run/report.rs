@@ -45,6 +45,9 @@ pub fn build(
         bdf,
         device,
     } = inputs;
+    // Poisoned only if an engine thread panicked; the counts are whole. Read
+    // apart: a guard taken inside the literal below would live to its end.
+    let accesses = device.lock().unwrap_or_else(|e| e.into_inner()).stats();
     let console = &outcome.console;
     let number = |key: &str| {
         console
@@ -68,6 +71,7 @@ pub fn build(
             device_id: abi::DEVICE_ID,
             vram_size: config.vram_size,
             page_size: config.page_size,
+            accesses,
         },
         guest_driver: console.bound_line.as_ref().map(|line| GuestDriverView {
             line: line.clone(),
@@ -180,4 +184,46 @@ pub fn print_summary(report: &Report) {
         report.guest_exit_code,
         report.timing.wall_s
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::test_support::{args, run};
+
+    #[test]
+    fn the_report_carries_the_devices_own_counters_and_the_verdict() {
+        let config = DeviceConfig::new(64 << 20, 2 << 20).unwrap();
+        let device = Mutex::new(RangefaultDevice::new(config).unwrap());
+        {
+            let mut d = device.lock().unwrap();
+            let mut word = [0u8; 4];
+            d.regs_read(0, &mut word);
+            // Past the end of config space: a bad access.
+            d.config_read(0x1000, &mut word);
+        }
+        let args = args(&["--scenario", "faults"]);
+        let image = GuestImage::default();
+        let inputs = ReportInputs {
+            args: &args,
+            config,
+            engine: Engine::Kvm,
+            engine_reason: "asked for".into(),
+            image: &image,
+            bdf: "0000:00:03.0".into(),
+            device: &device,
+        };
+        let outcome = run(Some(0));
+        let verdict = Verdict::of(&outcome, Vec::new());
+        let report = build(inputs, &outcome, verdict, None);
+        assert!(report.pass);
+        assert_eq!(report.scenario, "faults");
+        let json = serde_json::to_value(&report).unwrap();
+        let accesses = &json["device"]["accesses"];
+        assert_eq!(accesses["reg_reads"], 1, "{json:#}");
+        assert_eq!(accesses["config_reads"], 1, "{json:#}");
+        assert_eq!(accesses["bad_accesses"], 1, "{json:#}");
+        assert_eq!(json["engine"], "kvm");
+        assert_eq!(json["guest_exit_code"], 0);
+    }
 }

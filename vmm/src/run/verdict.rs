@@ -54,35 +54,8 @@ fn host_errors(outcome: &GuestRun, trace_errors: Vec<String>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::engine::{EngineCounters, HostCounters, KvmCounters};
-
-    /// A run whose guest reported `exit_code` and nothing else went wrong.
-    fn run(exit_code: Option<i32>) -> GuestRun {
-        let mut outcome = GuestRun {
-            console: Default::default(),
-            host: HostCounters {
-                config_accesses: 0,
-                register_accesses: 0,
-                vram_trapped_accesses: 0,
-                engine: EngineCounters::Kvm(KvmCounters {
-                    vram_slot_changes: 0,
-                    msis_delivered: 0,
-                    unclaimed_accesses: 0,
-                    cr3_reads: 0,
-                }),
-            },
-            engine_error: None,
-            engine_status: Some("guest reset".into()),
-            engine_log: vec!["a".into(), "b".into(), "c".into(), "d".into()],
-            timed_out: false,
-            wall: Duration::from_secs(1),
-        };
-        outcome.console.exit_code = exit_code;
-        outcome
-    }
+    use crate::run::test_support::run;
 
     #[test]
     fn a_clean_run_whose_guest_passed_passes() {
