@@ -5,8 +5,9 @@
 //! It knows nothing about any VMM: engines (a vfio-user server for QEMU, a
 //! KVM VMM) forward config and BAR0 accesses here, share [`Vram::fd`] with
 //! the guest, and deliver the MSI-X messages this model hands back. Engines
-//! that can read guest RAM also give the device a [`GuestPageTables`] for the
-//! host page-table check ([`host_check`]).
+//! that can read guest RAM also give the device a [`GuestAccess`] (guest RAM
+//! and the ringing CPU's state) for the host page-table check
+//! ([`host_check`]), which walks the guest's tables itself.
 
 /// The device's ABI lives in the `rangefault-abi` crate, which the guest tools share; this
 /// name for it keeps the device's and the VMM's `abi::` paths.
@@ -20,12 +21,13 @@ mod registers;
 mod vram;
 
 pub use config::{ByteSize, ConfigError, DeviceConfig};
-pub use host_check::{CheckOutcome, CheckRequest, GuestPageTables, HostCheckRecord};
+pub use host_check::{CheckReport, CheckRequest, GuestAccess, HostCheckRecord};
 pub use msix::{MsixMessage, MsixState, MsixVector};
 pub use vram::Vram;
 
 use pci_config::PciConfigSpace;
 use registers::Registers;
+use serde::Serialize;
 
 /// Errors from building the device or touching VRAM.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +46,10 @@ pub enum DeviceError {
     OutOfBounds { offset: u64, len: u64, size: u64 },
 }
 
-/// Access counters, for logs and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The device's own access counters, for the report (`device.accesses`),
+/// logs and tests. Plain integers: the device is only ever touched through
+/// `&mut self`, under the engine's lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct DeviceStats {
     pub config_reads: u64,
     pub config_writes: u64,
@@ -119,8 +123,8 @@ impl RangefaultDevice {
     }
 
     /// Writes BAR0 at `offset`. Self-test commands and host page-table
-    /// checks run synchronously here (a check calls the installed
-    /// [`GuestPageTables`]). May unmask MSI-X vectors: see
+    /// checks run synchronously here (a check walks the guest RAM of the
+    /// installed [`GuestAccess`]). May unmask MSI-X vectors: see
     /// [`Self::take_msix_deliverable`].
     pub fn regs_write(&mut self, offset: u64, data: &[u8]) {
         self.stats.reg_writes += 1;
@@ -133,10 +137,11 @@ impl RangefaultDevice {
         }
     }
 
-    /// Gives the device access to the guest's page tables; until then every
-    /// host check ends in `STATUS_UNSUPPORTED`. Replaces an earlier one.
-    pub fn set_page_tables(&mut self, page_tables: Box<dyn GuestPageTables>) {
-        self.regs.host_checker_mut().set_page_tables(page_tables);
+    /// Gives the device access to guest RAM (and, where the engine can read
+    /// it, the ringing CPU's state) for host checks; until then every host
+    /// check ends in `STATUS_UNSUPPORTED`. Replaces an earlier one.
+    pub fn set_guest_access(&mut self, guest: Box<dyn GuestAccess>) {
+        self.regs.host_checker_mut().set_guest_access(guest);
     }
 
     /// Every host check run so far, oldest first, up to
@@ -174,6 +179,13 @@ impl RangefaultDevice {
 
     /// Raises MSI-X vector `vector`: the message to deliver now, or `None` if
     /// MSI-X is off (dropped) or the vector is masked (kept pending).
+    ///
+    /// Scaffolding: no device event calls this yet. Self-tests and host
+    /// checks complete inside the doorbell's MMIO write, so the driver reads
+    /// their status right after and has nothing to wait for. The path is
+    /// implemented and tested end to end (table, PBA, masking, delivery on
+    /// unmask; the KVM engine's `MsixRaiser`, the vfio-user irq eventfds)
+    /// for the first asynchronous producer.
     pub fn signal_msix(&mut self, vector: u16) -> Option<MsixMessage> {
         self.msix.signal(usize::from(vector))
     }

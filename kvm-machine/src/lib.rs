@@ -5,14 +5,15 @@
 //! host bridge) and the rangefault device at 00:03.0 with BAR2 as a
 //! memfd-backed memslot and the host page-table check walking guest RAM
 //! (ROOT cross-checked with the ringing vCPU's CR3, memory types decoded
-//! with its IA32_PAT). [`page_table_check`] is that check's engine-neutral
-//! half, which `vmm`'s QEMU engine uses too.
+//! with its IA32_PAT): the machine provides guest RAM and the vCPU's state,
+//! the device walks the tables itself.
 
 mod bar_placement;
 mod boot_cpu;
 mod counters;
 mod cpuid;
 mod exiting_vcpu;
+mod guest_access;
 mod guest_ram;
 mod host_bridge;
 mod i8042;
@@ -22,8 +23,6 @@ mod linux_boot;
 mod mptable;
 mod msi;
 mod msrs;
-pub mod page_table_check;
-mod page_tables;
 mod pci_conf1;
 mod platform;
 mod rangefault_function;

@@ -3,7 +3,7 @@
 //! kept in step with the guest's BAR programming, and MSI-X messages the
 //! model releases are injected with KVM_SIGNAL_MSI. A write that rings the
 //! page-table check's doorbell first hands the writing vCPU's CR3 and PAT
-//! to the check (see [`super::page_tables`]).
+//! to the check (see [`super::guest_access`]).
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,9 +15,9 @@ use device_model::{abi, MsixMessage, RangefaultDevice};
 use super::bar_placement::{vram_placement, BarState, Refusal};
 use super::counters::Counters;
 use super::exiting_vcpu::ExitingVcpu;
+use super::guest_access::DoorbellCpu;
 use super::layout::overlaps;
 use super::msi::MsiSender;
-use super::page_tables::DoorbellCpu;
 use super::vram_slot::VramSlot;
 use device_model::ratelimit::RateLimitedLog;
 

@@ -17,11 +17,11 @@ use device_model::RangefaultDevice;
 use super::boot_cpu::{self, StartMode};
 use super::counters::{CounterSnapshot, Counters};
 use super::cpuid::{self, VcpuTopology};
+use super::guest_access::{DoorbellCpu, KvmGuestAccess};
 use super::guest_ram::{self, GuestRam};
 use super::layout::{MemoryMap, KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, MMIO32_BAR_BASE};
 use super::linux_boot;
 use super::msi::MsiSender;
-use super::page_tables::{DoorbellCpu, KvmPageTables};
 use super::platform::Platform;
 use super::rangefault_function::RangefaultFunction;
 use super::run_control::{EndReason, RunControl};
@@ -126,7 +126,7 @@ impl Vm {
         let doorbell = Arc::new(DoorbellCpu::default());
         let slot = {
             let mut device = device.lock().unwrap_or_else(|e| e.into_inner());
-            device.set_page_tables(Box::new(KvmPageTables::new(&ram, doorbell.clone())));
+            device.set_guest_access(Box::new(KvmGuestAccess::new(&ram, doorbell.clone())));
             VramSlot::new(vm.clone(), guest_ram::slots_used(&map), device.vram())?
         };
         let rangefault = RangefaultFunction::new(

@@ -12,7 +12,7 @@ mod kvm_support;
 use iced_x86::code_asm::*;
 
 use device_model::abi::check;
-use device_model::host_check::{CheckStatus, Cr3Check, MismatchKind, PatCheck, PatMemType};
+use device_model::host_check::{CheckStatus, Cr3Check, MemType, MismatchKind, PatCheck};
 use device_model::HostCheckRecord;
 use kvm_machine::EndReason;
 use kvm_support::*;
@@ -500,7 +500,7 @@ fn the_vcpus_pat_decodes_memory_types_whatever_the_driver_passes() {
     assert_eq!(wt.status, CheckStatus::Mismatch, "{}", wt.summary());
     assert_eq!(wt.pat, disagreeing(POWER_ON_PAT, LINUX_PAT));
     let walked = wt.outcome.as_ref().unwrap();
-    assert_eq!(walked.memtype, Some(PatMemType::WriteThrough));
+    assert_eq!(walked.memtype, Some(MemType::WriteThrough));
     assert_eq!(
         walked.first_mismatch.as_ref().map(|m| m.kind),
         Some(MismatchKind::WrongMemType)

@@ -131,7 +131,8 @@ impl Leaves {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MismatchKind {
     /// A page is not present but the expectation requires it.
     NotPresent,
@@ -756,5 +757,23 @@ mod tests {
         let report = check(&g, &exp);
         let json = serde_json::to_string(&report).unwrap();
         assert!(json.contains("\"m2\":2"), "{json}");
+    }
+
+    /// Reports name sizes and memory types as people write them, the
+    /// same as `Display` does, and mismatch kinds in snake case.
+    #[test]
+    fn names_serialize_as_displayed() {
+        let name = |v: serde_json::Value| v.as_str().unwrap().to_owned();
+        for size in PageSize::DESCENDING {
+            assert_eq!(name(serde_json::to_value(size).unwrap()), size.to_string());
+        }
+        for encoding in 0..=u8::MAX {
+            if let Some(memtype) = MemType::from_pat_encoding(encoding) {
+                let json = serde_json::to_value(memtype).unwrap();
+                assert_eq!(name(json), memtype.to_string());
+            }
+        }
+        let kind = serde_json::to_value(MismatchKind::WrongMemType).unwrap();
+        assert_eq!(name(kind), "wrong_mem_type");
     }
 }

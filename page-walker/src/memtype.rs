@@ -15,15 +15,22 @@ pub const LINUX_PAT_MSR: u64 = 0x0407_0506_0007_0106;
 /// The architectural IA32_PAT value after reset, before an OS changes it.
 pub const RESET_PAT_MSR: u64 = 0x0007_0406_0007_0406;
 
-/// A memory type as the PAT encodes it.
+/// A memory type as the PAT encodes it; serialized by its short name
+/// (`"WC"`), as reports and the SDM write it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MemType {
+    #[serde(rename = "UC")]
     Uncacheable,
+    #[serde(rename = "WC")]
     WriteCombining,
+    #[serde(rename = "WT")]
     WriteThrough,
+    #[serde(rename = "WP")]
     WriteProtected,
+    #[serde(rename = "WB")]
     WriteBack,
     /// UC-: uncacheable, but an MTRR type of WC may override it.
+    #[serde(rename = "UC-")]
     UncachedMinus,
 }
 

@@ -146,8 +146,11 @@ impl fmt::Display for TableLevel {
 /// Linux PMD leaf) or a PDPTE with PS (1G, a Linux PUD leaf).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PageSize {
+    #[serde(rename = "4K")]
     Size4K,
+    #[serde(rename = "2M")]
     Size2M,
+    #[serde(rename = "1G")]
     Size1G,
 }
 

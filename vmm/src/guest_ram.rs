@@ -2,8 +2,8 @@
 //! DMA_MAP that carries an fd names a piece of guest-physical memory backed by
 //! that fd. [`DmaRam`] keeps one read-only `MAP_SHARED` mapping per piece and
 //! publishes them as a vm-memory [`GuestMemoryMmap`] through [`GuestRam`], the
-//! handle the host page-table check reads guest page tables through (the
-//! QEMU engine's [`GuestPageTables`]).
+//! handle the device's host page-table check reads guest page tables through
+//! (the QEMU engine's [`GuestAccess`]).
 //!
 //! The client's maps are not trusted to be tidy: a map over existing ones
 //! replaces the part it covers, an unmap may cover part of a map, several or
@@ -15,11 +15,9 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use device_model::{CheckOutcome, CheckRequest, GuestPageTables};
-use kvm_machine::page_table_check::check_in;
+use device_model::GuestAccess;
 use vm_memory::{
-    FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
-    GuestRegionMmap, MmapRegion,
+    FileOffset, GuestAddress, GuestMemoryMmap, GuestMemoryRegion, GuestRegionMmap, MmapRegion,
 };
 
 /// Why a DMA map cannot serve as guest RAM.
@@ -80,23 +78,10 @@ impl GuestRam {
 }
 
 /// The QEMU engine's guest RAM, as the vfio-user client has shared it so far.
-impl GuestPageTables for GuestRam {
-    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
-        let memory = self.snapshot();
-        check_in(&*memory, request).map_err(|e| format!("{e} (guest RAM: {})", layout(&memory)))
+impl GuestAccess for GuestRam {
+    fn memory(&self) -> Arc<GuestMemoryMmap> {
+        self.snapshot()
     }
-}
-
-/// `start+size` of each region, for error messages.
-fn layout(memory: &GuestMemoryMmap) -> String {
-    if memory.num_regions() == 0 {
-        return "none shared".into();
-    }
-    memory
-        .iter()
-        .map(|region| format!("{:#x}+{:#x}", region.start_addr().0, region.len()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `first..=last` describes each map: inclusive, so a map may end at the top
@@ -418,28 +403,6 @@ mod tests {
         plain.set_len(MIB).unwrap();
         let err = dma.map(MIB, MIB, plain, 0).unwrap_err();
         assert!(matches!(err, DmaMapError::NotSealed), "{err}");
-    }
-
-    #[test]
-    fn walk_errors_say_which_ram_was_shared() {
-        let request = CheckRequest {
-            root: 0x4000_0000,
-            va: 0x7f00_0000_0000,
-            len: 0x1000,
-            offset: 0,
-            expected_gpa: 0xfe_0000_0000,
-            pat: page_walker::LINUX_PAT_MSR,
-            la57: false,
-            require_present: true,
-            strategy: device_model::host_check::Strategy::Page,
-            max_leaf: device_model::host_check::LeafSize::Size4K,
-        };
-        let mut dma = DmaRam::new();
-        let err = dma.guest_ram().check(&request).unwrap_err();
-        assert!(err.contains("guest RAM: none shared"), "{err}");
-        dma.map(0, MIB, labelled_ram(), 0).unwrap();
-        let err = dma.guest_ram().check(&request).unwrap_err();
-        assert!(err.contains("guest RAM: 0x0+0x100000"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use device_model::host_check::CheckStatus;
-use device_model::{HostCheckRecord, RangefaultDevice};
+use device_model::{DeviceStats, HostCheckRecord, RangefaultDevice};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -59,6 +59,9 @@ pub struct DeviceReport {
     pub device_id: u16,
     pub vram_size: u64,
     pub page_size: u64,
+    /// What the device model counted itself: config and BAR0 accesses,
+    /// the bad ones among them, self-tests run.
+    pub accesses: DeviceStats,
 }
 
 #[derive(Debug, Serialize)]

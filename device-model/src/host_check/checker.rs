@@ -1,15 +1,33 @@
 //! The check's BAR0 registers (0x100..0x160) and the doorbell that runs a
-//! check: validate, hand the request to the engine's [`GuestPageTables`],
-//! publish a summary in the result registers and keep the full record.
+//! check: validate, walk the guest RAM the engine's [`GuestAccess`]
+//! provides, publish a summary in the result registers and keep the full
+//! record.
 
 use std::fmt;
 
 use super::request::DeviceView;
 use super::{
-    CheckOutcome, CheckRegisters, CheckRequest, CheckStatus, CpuState, Cr3Check, GuestPageTables,
-    HostCheckRecord, PatCheck, MAX_RECORDS,
+    walk, CheckRegisters, CheckReport, CheckRequest, CheckStatus, CpuState, Cr3Check, GuestAccess,
+    HostCheckRecord, MemType, MismatchKind, PatCheck, MAX_RECORDS,
 };
 use crate::abi::check;
+
+/// The MISMATCH_KIND register's value for `kind`.
+pub(crate) fn mismatch_kind_register(kind: MismatchKind) -> u32 {
+    match kind {
+        MismatchKind::NotPresent => check::MISMATCH_NOT_PRESENT,
+        MismatchKind::OutsideRange => check::MISMATCH_OUTSIDE_RANGE,
+        MismatchKind::WrongGpa => check::MISMATCH_WRONG_GPA,
+        MismatchKind::WrongSize => check::MISMATCH_WRONG_SIZE,
+        MismatchKind::WrongMemType => check::MISMATCH_WRONG_MEMTYPE,
+    }
+}
+
+/// The MEMTYPE register's value for `memtype`: the ABI defines it as the
+/// PAT encoding.
+pub(crate) fn memtype_register(memtype: MemType) -> u32 {
+    u32::from(memtype.pat_encoding())
+}
 
 /// The result registers of the last check.
 #[derive(Clone, Copy, Debug, Default)]
@@ -33,7 +51,7 @@ fn saturate(count: u64) -> u32 {
 }
 
 impl Summary {
-    fn of(status: CheckStatus, outcome: Option<&CheckOutcome>) -> Summary {
+    fn of(status: CheckStatus, outcome: Option<&CheckReport>) -> Summary {
         let mut summary = Summary {
             status: status.abi_value(),
             ..Summary::default()
@@ -47,10 +65,10 @@ impl Summary {
             summary.smaller_pages = saturate(outcome.smaller_pages);
             summary.memtype = outcome
                 .memtype
-                .map_or(check::MEMTYPE_MIXED, |m| u32::from(m.encoding()));
+                .map_or(check::MEMTYPE_MIXED, memtype_register);
             if let Some(mismatch) = &outcome.first_mismatch {
                 summary.mismatch_va = mismatch.va;
-                summary.mismatch_kind = mismatch.kind.abi_value();
+                summary.mismatch_kind = mismatch_kind_register(mismatch.kind);
             }
         }
         summary
@@ -89,7 +107,7 @@ pub(crate) struct HostChecker {
     /// Checks run, including those whose records were dropped.
     runs: u64,
     records: Vec<HostCheckRecord>,
-    page_tables: Option<Box<dyn GuestPageTables>>,
+    guest: Option<Box<dyn GuestAccess>>,
 }
 
 impl fmt::Debug for HostChecker {
@@ -99,7 +117,7 @@ impl fmt::Debug for HostChecker {
             .field("last", &self.last)
             .field("runs", &self.runs)
             .field("records", &self.records.len())
-            .field("page_tables", &self.page_tables.is_some())
+            .field("guest", &self.guest.is_some())
             .finish()
     }
 }
@@ -111,12 +129,12 @@ impl HostChecker {
             last: Summary::default(),
             runs: 0,
             records: Vec::new(),
-            page_tables: None,
+            guest: None,
         }
     }
 
-    pub(crate) fn set_page_tables(&mut self, page_tables: Box<dyn GuestPageTables>) {
-        self.page_tables = Some(page_tables);
+    pub(crate) fn set_guest_access(&mut self, guest: Box<dyn GuestAccess>) {
+        self.guest = Some(guest);
     }
 
     pub(crate) fn records(&self) -> &[HostCheckRecord] {
@@ -240,20 +258,20 @@ impl HostChecker {
 
     /// What the engine knows of the CPU that rang, if there is an engine.
     fn doorbell_cpu_state(&self) -> CpuState {
-        self.page_tables
+        self.guest
             .as_ref()
-            .map_or_else(CpuState::default, |tables| tables.doorbell_cpu_state())
+            .map_or_else(CpuState::default, |guest| guest.doorbell_cpu_state())
     }
 
-    fn walk(&self, request: &CheckRequest) -> (CheckStatus, Option<CheckOutcome>, Option<String>) {
-        let Some(page_tables) = &self.page_tables else {
+    fn walk(&self, request: &CheckRequest) -> (CheckStatus, Option<CheckReport>, Option<String>) {
+        let Some(guest) = &self.guest else {
             return (
                 CheckStatus::Unsupported,
                 None,
                 Some("this engine gives the device no access to guest RAM".into()),
             );
         };
-        match page_tables.check(request) {
+        match walk(&guest.memory(), request) {
             Ok(outcome) => {
                 let status = if outcome.pass && outcome.first_mismatch.is_none() {
                     CheckStatus::Pass

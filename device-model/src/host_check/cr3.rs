@@ -1,7 +1,7 @@
 //! The CR3 cross-check: is the ROOT the driver wrote the page table the CPU
 //! that rang the doorbell is actually using? Engines that can read the
 //! vCPU's CR3 (KVM) hand it over through
-//! [`super::GuestPageTables::doorbell_cpu_state`]; the comparison rule lives
+//! [`super::GuestAccess::doorbell_cpu_state`]; the comparison rule lives
 //! here because it is part of what ROOT means in the ABI.
 
 use serde::Serialize;

@@ -1,50 +1,66 @@
 //! The host page-table check (BAR0 registers [`crate::abi::check`]): the
 //! guest driver describes a range of a process's mapping of VRAM, the device
-//! walks the guest's page tables from the host side and judges whether they
-//! map that range onto BAR2 the way the driver's fault strategy should.
+//! walks the guest's page tables from the host side (with `page-walker`) and
+//! judges whether they map that range onto BAR2 the way the driver's fault
+//! strategy should.
 //!
-//! The device itself cannot read guest RAM: an engine that can (vfio-user DMA
-//! regions, KVM memslots) implements [`GuestPageTables`] and installs it with
-//! [`crate::RangefaultDevice::set_page_tables`]. This module holds the types
-//! both sides share; none of them mention any VMM crate.
+//! As vm-memory intends, the device consumes guest memory and the engine
+//! provides it: an engine that can read guest RAM (vfio-user DMA regions,
+//! KVM memslots) implements [`GuestAccess`] and installs it with
+//! [`crate::RangefaultDevice::set_guest_access`]. The walk's own types
+//! (leaf sizes, memory types, mismatches, the report) are page-walker's,
+//! re-exported here; nothing here mentions any VMM crate.
 
 mod checker;
 mod cr3;
 mod pat;
 mod request;
+mod walk;
 
-use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
+use vm_memory::GuestMemoryMmap;
 
 pub(crate) use checker::HostChecker;
+#[cfg(test)]
+pub(crate) use checker::{memtype_register, mismatch_kind_register};
 pub use cr3::{root_matches_cr3, Cr3Check};
+pub use page_walker::{CheckReport, Leaves, MemType, Mismatch, MismatchKind, PageSize};
 pub use pat::PatCheck;
 pub(crate) use request::DeviceView;
 pub use request::{expected_max_leaf, MAX_CHECK_LEN};
+pub use walk::walk;
 
 /// How many check records the device keeps; later checks are only counted
 /// (see [`crate::RangefaultDevice::host_checks_dropped`]), so a guest that
 /// rings the doorbell in a loop cannot grow host memory without bound.
 pub const MAX_RECORDS: usize = 1024;
 
-/// Access to the guest's page tables, provided by the engine.
+/// What an engine lets the device see for a check: guest RAM and the CPU
+/// that rang the doorbell.
 ///
-/// `check` runs on the thread that delivered the doorbell write, while the
+/// Both are asked on the thread that delivered the doorbell write, while the
 /// engine holds the device (typically its mutex): an implementation must not
 /// touch the device again.
-pub trait GuestPageTables: Send + Sync {
-    /// Walks `request.va .. request.va + request.len` from `request.root` and
-    /// judges it; `Err` means the tables could not be walked (unreadable,
-    /// malformed), with a message for the report.
-    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String>;
+pub trait GuestAccess: Send + Sync {
+    /// Guest RAM as of now; one check walks this snapshot, so the engine may
+    /// change its view meanwhile.
+    fn memory(&self) -> Arc<GuestMemoryMmap>;
 
     /// What the engine can tell about the CPU whose write rang the
-    /// doorbell. It is asked once per valid request, before
-    /// [`Self::check`]; the default knows nothing, which skips the CR3
-    /// cross-check and leaves the driver's PAT to decode memory types.
+    /// doorbell. It is asked once per valid request, before the walk; the
+    /// default knows nothing, which skips the CR3 cross-check and leaves
+    /// the driver's PAT to decode memory types.
     fn doorbell_cpu_state(&self) -> CpuState {
         CpuState::default()
+    }
+}
+
+/// Guest RAM that never changes, from an engine that cannot read CPU state.
+impl GuestAccess for Arc<GuestMemoryMmap> {
+    fn memory(&self) -> Arc<GuestMemoryMmap> {
+        Arc::clone(self)
     }
 }
 
@@ -88,84 +104,6 @@ impl Strategy {
     }
 }
 
-/// Size of the page a leaf entry maps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum LeafSize {
-    #[serde(rename = "4K")]
-    Size4K,
-    #[serde(rename = "2M")]
-    Size2M,
-    #[serde(rename = "1G")]
-    Size1G,
-}
-
-impl LeafSize {
-    pub fn bytes(self) -> u64 {
-        match self {
-            LeafSize::Size4K => 4 << 10,
-            LeafSize::Size2M => 2 << 20,
-            LeafSize::Size1G => 1 << 30,
-        }
-    }
-}
-
-impl fmt::Display for LeafSize {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LeafSize::Size4K => "4K",
-            LeafSize::Size2M => "2M",
-            LeafSize::Size1G => "1G",
-        })
-    }
-}
-
-/// A memory type as the guest's PAT selects it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub enum PatMemType {
-    #[serde(rename = "UC")]
-    Uncacheable,
-    #[serde(rename = "WC")]
-    WriteCombining,
-    #[serde(rename = "WT")]
-    WriteThrough,
-    #[serde(rename = "WP")]
-    WriteProtected,
-    #[serde(rename = "WB")]
-    WriteBack,
-    #[serde(rename = "UC-")]
-    UncachedMinus,
-}
-
-impl PatMemType {
-    /// The PAT encoding, which is also the value of the MEMTYPE register.
-    pub fn encoding(self) -> u8 {
-        use crate::abi::check;
-        let code = match self {
-            PatMemType::Uncacheable => check::MEMTYPE_UC,
-            PatMemType::WriteCombining => check::MEMTYPE_WC,
-            PatMemType::WriteThrough => check::MEMTYPE_WT,
-            PatMemType::WriteProtected => check::MEMTYPE_WP,
-            PatMemType::WriteBack => check::MEMTYPE_WB,
-            PatMemType::UncachedMinus => check::MEMTYPE_UC_MINUS,
-        };
-        code as u8
-    }
-
-    /// Decodes a PAT encoding; `None` for the reserved ones.
-    pub fn from_encoding(encoding: u8) -> Option<PatMemType> {
-        [
-            PatMemType::Uncacheable,
-            PatMemType::WriteCombining,
-            PatMemType::WriteThrough,
-            PatMemType::WriteProtected,
-            PatMemType::WriteBack,
-            PatMemType::UncachedMinus,
-        ]
-        .into_iter()
-        .find(|t| t.encoding() == encoding)
-    }
-}
-
 /// What the device asks the engine to check: the driver's registers,
 /// validated, plus what the device derives from its own configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -193,75 +131,9 @@ pub struct CheckRequest {
     /// [`expected_max_leaf`]). A page may be mapped by any leaf up to the
     /// largest of at most this size that alignment and the range allow;
     /// smaller correct leaves pass and are counted in
-    /// [`CheckOutcome::smaller_pages`], larger ones are
+    /// [`CheckReport::smaller_pages`], larger ones are
     /// [`MismatchKind::WrongSize`].
-    pub max_leaf: LeafSize,
-}
-
-/// Leaf entries that map some of the range, each counted once.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct LeafCounts {
-    pub k4: u64,
-    pub m2: u64,
-    pub g1: u64,
-}
-
-/// How a leaf differs from the expectation; the values are the
-/// MISMATCH_KIND register's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MismatchKind {
-    /// Not present although the request requires it.
-    NotPresent,
-    /// A huge leaf also maps VAs outside the range.
-    OutsideRange,
-    WrongGpa,
-    /// A leaf larger than the strategy and alignment allow.
-    WrongSize,
-    WrongMemType,
-}
-
-impl MismatchKind {
-    pub fn abi_value(self) -> u32 {
-        use crate::abi::check;
-        match self {
-            MismatchKind::NotPresent => check::MISMATCH_NOT_PRESENT,
-            MismatchKind::OutsideRange => check::MISMATCH_OUTSIDE_RANGE,
-            MismatchKind::WrongGpa => check::MISMATCH_WRONG_GPA,
-            MismatchKind::WrongSize => check::MISMATCH_WRONG_SIZE,
-            MismatchKind::WrongMemType => check::MISMATCH_WRONG_MEMTYPE,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Mismatch {
-    /// First VA of the range the offending entry covers.
-    pub va: u64,
-    pub kind: MismatchKind,
-    /// Human-readable detail for the report.
-    pub what: String,
-}
-
-/// The engine's verdict on a walked range.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CheckOutcome {
-    /// No mismatch.
-    pub pass: bool,
-    /// 4K pages in the range.
-    pub pages: u64,
-    /// 4K pages in the range that are mapped.
-    pub present: u64,
-    pub leaves: LeafCounts,
-    /// Present pages mapped by correct leaves smaller than the largest the
-    /// strategy and alignment allow (see [`CheckRequest::max_leaf`]): not a
-    /// mismatch, reported apart (the SMALLER_PAGES register).
-    pub smaller_pages: u64,
-    /// The memory type every present page shares; `None` if they differ or
-    /// none is present.
-    pub memtype: Option<PatMemType>,
-    /// The lowest-VA mismatch; the counts above still cover the whole range.
-    pub first_mismatch: Option<Mismatch>,
+    pub max_leaf: PageSize,
 }
 
 /// The STATUS register's verdict.
@@ -310,8 +182,8 @@ pub struct HostCheckRecord {
     /// The validated request with the device's expectations; `None` for a
     /// bad request.
     pub request: Option<CheckRequest>,
-    /// The engine's verdict; `None` unless the walk completed.
-    pub outcome: Option<CheckOutcome>,
+    /// The walk's verdict; `None` unless the walk completed.
+    pub outcome: Option<CheckReport>,
     /// Why there is no outcome: the bad request, the walk error, or the
     /// missing guest-RAM access.
     pub error: Option<String>,

@@ -1,7 +1,7 @@
 //! Which PAT decodes the walk's memory types. The driver writes the guest's
 //! IA32_PAT into the PAT registers; an engine that can read the MSR of the
 //! CPU that rang the doorbell (KVM) hands it over through
-//! [`super::GuestPageTables::doorbell_cpu_state`], and then the CPU's value
+//! [`super::GuestAccess::doorbell_cpu_state`], and then the CPU's value
 //! decodes the walk and the driver's is only compared with it: a driver that
 //! passes a wrong PAT shows up in the record without changing the verdict.
 

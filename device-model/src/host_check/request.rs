@@ -2,13 +2,13 @@
 //! what no walk could answer, and derive what the device expects from its own
 //! configuration rather than trusting the guest for it.
 
-use super::{CheckRegisters, CheckRequest, LeafSize, Strategy};
+use super::{CheckRegisters, CheckRequest, PageSize, Strategy};
 use crate::abi::check;
 
-/// Longest range one check covers. Equal to page-walker's `MAX_CHECK_LEN`
-/// (a walk of 64 GiB of 4K pages reads 128 MiB of tables, bounding the time
-/// the doorbell can hold the device); the largest VRAM is this size too.
-pub const MAX_CHECK_LEN: u64 = 64 << 30;
+/// Longest range one check covers: the longest page-walker walks (64 GiB
+/// of 4K pages reads 128 MiB of tables, bounding the time the doorbell can
+/// hold the device); the largest VRAM is this size too.
+pub use page_walker::MAX_CHECK_LEN;
 
 const PAGE_4K: u64 = 4 << 10;
 const KNOWN_FLAGS: u32 = check::FLAG_LA57 | check::FLAG_REQUIRE_PRESENT | check::STRATEGY_MASK;
@@ -19,16 +19,16 @@ const KNOWN_FLAGS: u32 = check::FLAG_LA57 | check::FLAG_REQUIRE_PRESENT | check:
 /// 2 MiB..512 MiB pages and PTEs below that. The kernel may still map with
 /// smaller leaves (`MADV_NOHUGEPAGE`, `mremap`, fallbacks): those pass and
 /// are counted apart; only larger ones are the wrong size.
-pub fn expected_max_leaf(strategy: Strategy, page_size: u64) -> LeafSize {
+pub fn expected_max_leaf(strategy: Strategy, page_size: u64) -> PageSize {
     match strategy {
-        Strategy::Page | Strategy::Prefault16 => LeafSize::Size4K,
+        Strategy::Page | Strategy::Prefault16 => PageSize::Size4K,
         Strategy::Range | Strategy::RangeMm => {
-            if page_size >= LeafSize::Size1G.bytes() {
-                LeafSize::Size1G
-            } else if page_size >= LeafSize::Size2M.bytes() {
-                LeafSize::Size2M
+            if page_size >= PageSize::Size1G.bytes() {
+                PageSize::Size1G
+            } else if page_size >= PageSize::Size2M.bytes() {
+                PageSize::Size2M
             } else {
-                LeafSize::Size4K
+                PageSize::Size4K
             }
         }
     }
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn max_leaf_per_strategy_and_page_size() {
-        use LeafSize::*;
+        use PageSize::*;
         use Strategy::*;
         let cases = [
             (4 << 10, [Size4K, Size4K, Size4K, Size4K]),
@@ -180,19 +180,19 @@ mod tests {
                 la57: false,
                 require_present: true,
                 strategy: Strategy::Range,
-                max_leaf: LeafSize::Size2M,
+                max_leaf: PageSize::Size2M,
             }
         );
         let range_mm = regs(strategy_flags(3)).to_request(device(4 << 20)).unwrap();
         assert_eq!(
             (range_mm.strategy, range_mm.max_leaf),
-            (Strategy::RangeMm, LeafSize::Size2M)
+            (Strategy::RangeMm, PageSize::Size2M)
         );
         let la57 = regs(check::FLAG_LA57).to_request(device(GIB)).unwrap();
         assert!(la57.la57 && !la57.require_present);
         assert_eq!(
             (la57.strategy, la57.max_leaf),
-            (Strategy::Page, LeafSize::Size4K)
+            (Strategy::Page, PageSize::Size4K)
         );
     }
 

@@ -3,6 +3,7 @@
 mod guest_run;
 pub mod kvm;
 pub mod nested;
+pub mod nested_report;
 pub mod qemu;
 pub mod vfio_guard;
 pub mod vfio_server;

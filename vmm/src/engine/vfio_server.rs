@@ -94,7 +94,7 @@ impl DeviceServer {
         device
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .set_page_tables(Box::new(dma_ram.guest_ram()));
+            .set_guest_access(Box::new(dma_ram.guest_ram()));
         Self {
             device,
             stats,

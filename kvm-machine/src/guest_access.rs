@@ -1,6 +1,6 @@
 //! The host page-table check on this machine: the device walks the guest's
-//! page tables straight in guest RAM (the RAM memslots never change),
-//! cross-checks the driver's ROOT with the CR3 of the vCPU whose MMIO write
+//! page tables straight in guest RAM (the RAM memslots never change, so one
+//! snapshot serves every check), cross-checks the driver's ROOT with the CR3 of the vCPU whose MMIO write
 //! rang the doorbell, and decodes memory types with that vCPU's IA32_PAT
 //! (recording whether the driver passed the same).
 //!
@@ -13,10 +13,9 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use device_model::host_check::CpuState;
-use device_model::{CheckOutcome, CheckRequest, GuestPageTables};
+use device_model::GuestAccess;
 
 use super::guest_ram::GuestRam;
-use crate::page_table_check::FixedGuestRam;
 
 /// The ringing vCPU's CR3 and PAT, handed from the exit handler to the
 /// check.
@@ -40,27 +39,27 @@ impl DoorbellCpu {
     }
 }
 
-/// What the device gets as [`GuestPageTables`] on this machine.
-pub struct KvmPageTables {
-    ram: FixedGuestRam,
+/// What the device gets as [`GuestAccess`] on this machine.
+pub struct KvmGuestAccess {
+    ram: Arc<GuestRam>,
     doorbell: Arc<DoorbellCpu>,
 }
 
-impl KvmPageTables {
-    /// Walks `ram`; CR3 and PAT come through `doorbell`.
+impl KvmGuestAccess {
+    /// Provides `ram`; CR3 and PAT come through `doorbell`.
     pub fn new(ram: &GuestRam, doorbell: Arc<DoorbellCpu>) -> Self {
         Self {
             // The regions are reference-counted: this keeps the mapping
             // alive for as long as the device may walk it.
-            ram: FixedGuestRam(ram.clone()),
+            ram: Arc::new(ram.clone()),
             doorbell,
         }
     }
 }
 
-impl GuestPageTables for KvmPageTables {
-    fn check(&self, request: &CheckRequest) -> Result<CheckOutcome, String> {
-        self.ram.check(request)
+impl GuestAccess for KvmGuestAccess {
+    fn memory(&self) -> Arc<GuestRam> {
+        Arc::clone(&self.ram)
     }
 
     fn doorbell_cpu_state(&self) -> CpuState {
@@ -78,7 +77,7 @@ mod tests {
     fn the_cpu_state_is_used_once() {
         let ram = GuestRam::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
         let doorbell = Arc::new(DoorbellCpu::default());
-        let tables = KvmPageTables::new(&ram, doorbell.clone());
+        let tables = KvmGuestAccess::new(&ram, doorbell.clone());
         assert_eq!(tables.doorbell_cpu_state(), CpuState::default());
         let cpu = CpuState {
             cr3: Some(0x9000),
