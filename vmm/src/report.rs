@@ -85,6 +85,9 @@ pub struct Timing {
     /// (the first 1000; `binds` counts them all).
     pub bind_after_s: Vec<f64>,
     pub wall_s: f64,
+    /// What the guest's clock counts: `real` time, or `icount` (`--icount`: one guest
+    /// nanosecond per instruction, so the guest's timings are instruction counts).
+    pub guest_clock: &'static str,
 }
 
 /// Every host page-table check the guest asked for.

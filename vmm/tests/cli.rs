@@ -97,3 +97,16 @@ fn scenario_names_cannot_smuggle_kernel_parameters() {
 fn unknown_engine() {
     assert_rejected(&["run", "--engine", "xen"], &["--engine", "qemu"]);
 }
+
+#[test]
+fn options_an_engine_cannot_honour_are_refused_before_anything_starts() {
+    assert_rejected(
+        &["run", "--engine", "kvm", "--icount"],
+        &["--icount", "qemu"],
+    );
+    assert_rejected(
+        &["run", "--engine", "kvm-nested", "--trace", "t.json"],
+        &["--trace", "kvm-nested"],
+    );
+    assert_rejected(&["run", "--trace-buffer", "3M"], &["--trace-buffer"]);
+}

@@ -28,6 +28,8 @@ pub struct GuestLaunch {
     /// The guest's second serial port (ttyS1) into this host file: how a fault trace leaves
     /// the guest.
     pub second_serial: Option<PathBuf>,
+    /// QEMU's instruction-counting clock (`vmm run --icount`).
+    pub icount: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -91,6 +91,11 @@ pub struct RunArgs {
     /// a run that overflows it reports how many events it lost.
     #[arg(long = "trace-buffer", default_value = "16M", value_parser = power_of_two_in(1 << 20, 256 << 20))]
     trace_buffer: u64,
+    /// Deterministic time (QEMU engine): the guest clock counts instructions, one guest
+    /// nanosecond per instruction (`-icount shift=0,sleep=off`), so the guest's timings are
+    /// instruction counts that do not move with the host's load.
+    #[arg(long)]
+    icount: bool,
     /// Give up (and fail) if the guest has not powered off after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
     timeout: u64,
@@ -139,6 +144,10 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(exit_status::EXIT_USAGE);
         }
     };
+    if args.icount && engine != Engine::Qemu {
+        eprintln!("error: --icount needs --engine qemu (KVM runs the guest on the real CPU)");
+        return ExitCode::from(exit_status::EXIT_USAGE);
+    }
     if args.trace.is_some() && engine == Engine::KvmNested {
         eprintln!(
             "error: --trace needs --engine qemu or kvm (kvm-nested does not carry the inner guest's trace out)"
@@ -186,6 +195,7 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         cpus: args.cpus,
         timeout: Duration::from_secs(args.timeout),
         second_serial: trace_dir.as_ref().map(|dir| dir.path().join("trace.gz")),
+        icount: args.icount,
     };
     let device = RangefaultDevice::new(config).context("cannot create the device")?;
     let device = Arc::new(Mutex::new(device));

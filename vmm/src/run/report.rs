@@ -106,6 +106,7 @@ pub fn build(
                 .map(Duration::as_secs_f64)
                 .collect(),
             wall_s: outcome.wall.as_secs_f64(),
+            guest_clock: if args.icount { "icount" } else { "real" },
         },
         trace,
         timed_out: outcome.timed_out,

@@ -52,6 +52,11 @@ fn qemu_command(qemu: &Path, launch: &GuestLaunch, socket: &Path) -> Command {
         ])
         .args(["-machine", "q35,memory-backend=ram"])
         .args(["-device", &device.to_string()]);
+    if launch.icount {
+        // One instruction per guest nanosecond, and no sleeping in real time when the guest
+        // idles: the guest's clock then counts instructions only.
+        command.args(["-icount", "shift=0,sleep=off"]);
+    }
     command
 }
 
