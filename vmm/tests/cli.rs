@@ -109,4 +109,8 @@ fn options_an_engine_cannot_honour_are_refused_before_anything_starts() {
         &["--trace", "kvm-nested"],
     );
     assert_rejected(&["run", "--trace-buffer", "3M"], &["--trace-buffer"]);
+    assert_rejected(
+        &["run", "--trace", "/nonexistent-dir/t.json"],
+        &["--trace", "/nonexistent-dir is not a directory"],
+    );
 }

@@ -15,7 +15,7 @@ mod test_support;
 mod trace;
 mod verdict;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -147,6 +147,13 @@ pub fn main(args: RunArgs) -> ExitCode {
     if args.icount && engine != Engine::Qemu {
         eprintln!("error: --icount needs --engine qemu (KVM runs the guest on the real CPU)");
         return ExitCode::from(exit_status::EXIT_USAGE);
+    }
+    // Say so now, not after a boot whose trace would have nowhere to go.
+    if let Some(dir) = args.trace.as_deref().and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            eprintln!("error: --trace: {} is not a directory", dir.display());
+            return ExitCode::from(exit_status::EXIT_USAGE);
+        }
     }
     if args.trace.is_some() && engine == Engine::KvmNested {
         eprintln!(
