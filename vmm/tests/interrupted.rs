@@ -1,4 +1,4 @@
-//! `vmm` interrupted: Ctrl-C or SIGTERM stops QEMU and removes every temporary directory before
+//! `vmm` interrupted, or its QEMU gone: Ctrl-C or SIGTERM stops QEMU and removes every temporary directory before
 //! `vmm` exits with 128 + the signal; after a SIGKILL (nothing of `vmm` runs) QEMU still dies
 //! with it (parent-death signal), and the next run removes what the killed one left.
 //!
@@ -20,6 +20,11 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::with_qemu_end("exec sleep 600")
+    }
+
+    /// A stand-in QEMU whose run ends with the shell line `end`.
+    fn with_qemu_end(end: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
         let qemu_pid_file = dir.path().join("qemu.pid");
@@ -28,7 +33,7 @@ impl Setup {
             &qemu,
             format!(
                 "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'QEMU emulator version 10.1.0'; exit 0; }}\n\
-                 echo $$ > {}\necho 'guest: booting'\nexec sleep 600\n",
+                 echo $$ > {}\necho 'guest: booting'\n{end}\n",
                 qemu_pid_file.display()
             ),
         )
@@ -57,6 +62,10 @@ impl Setup {
 
     /// `vmm run` on the stand-in QEMU, once that QEMU runs; returns vmm and QEMU's pid.
     fn start_run(&self) -> (Child, i32) {
+        self.start_run_with(&[])
+    }
+
+    fn start_run_with(&self, extra: &[&str]) -> (Child, i32) {
         let path = |name: &str| self.dir.path().join(name).display().to_string();
         let child = self
             .vmm(&[
@@ -72,6 +81,7 @@ impl Setup {
                 "--timeout",
                 "120",
             ])
+            .args(extra)
             .spawn()
             .unwrap();
         let qemu = wait_for(Duration::from_secs(20), || {
@@ -176,4 +186,22 @@ fn a_live_runs_directories_are_not_swept() {
     assert_eq!(setup.scratch_dirs(), before);
     signal(vmm.id(), libc::SIGTERM);
     wait_exit(&mut vmm, Duration::from_secs(20));
+}
+
+#[test]
+fn a_qemu_killed_mid_run_ends_the_run_with_a_report_that_says_so() {
+    let setup = Setup::with_qemu_end("sleep 1; kill -9 $$");
+    let report = setup.dir.path().join("report.json");
+    let (mut vmm, qemu) = setup.start_run_with(&["--report", report.to_str().unwrap()]);
+    let status = wait_exit(&mut vmm, Duration::from_secs(30));
+    let stderr = std::io::read_to_string(vmm.stderr.take().unwrap()).unwrap();
+    // No result from the guest: exit status 70, and the report names what QEMU ended with.
+    assert_eq!(status.code(), Some(70), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["pass"], false);
+    let errors = report["host_errors"].to_string();
+    assert!(errors.contains("signal: 9"), "{errors}");
+    assert!(is_gone(qemu));
+    assert_eq!(setup.scratch_dirs(), Vec::<String>::new(), "{stderr}");
 }
