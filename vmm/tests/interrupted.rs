@@ -1,9 +1,10 @@
-//! `vmm` interrupted, or its QEMU gone: Ctrl-C or SIGTERM stops QEMU and removes every temporary directory before
-//! `vmm` exits with 128 + the signal; after a SIGKILL (nothing of `vmm` runs) QEMU still dies
-//! with it (parent-death signal), and the next run removes what the killed one left.
+//! `vmm` interrupted, or its QEMU gone. Ctrl-C or SIGTERM stops QEMU and removes every
+//! temporary directory before `vmm` exits with 128 + the signal; after a SIGKILL (nothing of
+//! `vmm` runs) QEMU still dies with it (parent-death signal), and the next run removes what the
+//! killed one left; a QEMU that dies mid-run ends the run with a report that says so.
 //!
-//! The QEMU here is a stand-in that reports a version, prints a line and hangs: a guest that
-//! never finishes, as a hung or misbehaving QEMU would look.
+//! The QEMU here is a stand-in that reports a version, prints a line and hangs (or kills
+//! itself): a guest that never finishes, as a hung or misbehaving QEMU would look.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
