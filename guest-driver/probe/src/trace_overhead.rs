@@ -117,6 +117,9 @@ fn handler_ns(cost: &TouchCost) -> u64 {
 
 pub fn run() -> Result<TraceOverhead, ProbeError> {
     mount_tracefs()?;
+    // What `vmm run --trace` sets (images/init.sh), so the cost measured is the cost paid there.
+    write("trace_clock", "global")?;
+    write("options/record-tgid", "1")?;
     write("tracing_on", "1")?;
     let device = Device::open()?;
     let info = device.info()?;
