@@ -13,3 +13,7 @@ mod report;
 pub mod run;
 mod size;
 mod topology;
+
+/// The vfio-user device backend, public for `vfio-user-guard`'s tests, which
+/// run the guard in front of it.
+pub use engine::vfio_server;

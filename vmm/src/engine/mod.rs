@@ -4,7 +4,6 @@ mod guest_run;
 pub mod kvm;
 pub mod nested;
 pub mod qemu;
-pub mod vfio_guard;
 pub mod vfio_server;
 
 pub use guest_run::{EngineCounters, GuestRun, HostCounters, KvmCounters, VfioUserCounters};

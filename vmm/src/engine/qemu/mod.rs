@@ -6,14 +6,15 @@ pub mod process;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use vfio_user_guard::{GuardOptions, GuardedServer};
 
 use device_model::RangefaultDevice;
 
-use super::vfio_guard::GuardedServer;
 use super::vfio_server::{self, DeviceServer, ServerStats, ServerStatsSnapshot};
 use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, VfioUserCounters};
 use process::QemuMachine;
@@ -80,13 +81,19 @@ pub fn run(
     // crate's server (on device.sock beside it) sees it.
     let server = {
         let backend_stats = stats.clone();
+        let options = GuardOptions::new({
+            let stats = stats.clone();
+            move || {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        });
         GuardedServer::start(
             &socket,
             &socket_dir.path().join("device.sock"),
             regions,
             irqs,
             move || DeviceServer::new(device, backend_stats),
-            stats.clone(),
+            options,
         )?
     };
 

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +20,11 @@ use vfio_bindings::bindings::vfio::{
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
-use super::wire::{Header, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, TYPE_MASK, TYPE_REPLY};
-use super::GuardedServer;
-use crate::engine::vfio_server::{self, DeviceServer, ServerStats};
+use vfio_user_guard::wire::{
+    Header, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, TYPE_MASK, TYPE_REPLY,
+};
+use vfio_user_guard::{GuardOptions, GuardedServer};
+use vmm::vfio_server::{self, DeviceServer, ServerStats};
 
 const MIB: u64 = 1 << 20;
 
@@ -69,14 +72,20 @@ fn start_with<B: ServerBackend>(
     let stats = Arc::new(ServerStats::default());
     let socket = dir.path().join("vfio-user.sock");
     let backend_stats = stats.clone();
-    let server = GuardedServer::start_with_stall_timeout(
+    let guard_stats = stats.clone();
+    let options = GuardOptions {
+        stall_timeout: Duration::from_millis(300),
+        ..GuardOptions::new(move || {
+            guard_stats.rejected.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+    let server = GuardedServer::start(
         &socket,
         &dir.path().join("device.sock"),
         regions,
         vfio_server::irqs(),
         move || make(device, backend_stats),
-        stats.clone(),
-        Duration::from_millis(300),
+        options,
     )
     .unwrap();
     let client = UnixStream::connect(&socket).unwrap();
@@ -184,8 +193,7 @@ impl Harness {
     fn close(self) -> Option<String> {
         drop(self.client);
         self.server
-            .outcome
-            .recv_timeout(Duration::from_secs(5))
+            .wait_outcome(Duration::from_secs(5))
             .expect("the guard did not stop")
     }
 }
