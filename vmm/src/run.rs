@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// Give up (and fail) if the guest has not powered off after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
     timeout: u64,
+    /// Record the bytes QEMU sends the device over vfio-user into DIR/vfio-user.bin
+    /// (engine qemu only): the fuzz targets' seeds (fuzz/README.md).
+    #[arg(long = "record-device-io", value_name = "DIR")]
+    record_device_io: Option<PathBuf>,
 }
 
 /// A scenario name goes onto the kernel command line: a space would add kernel parameters.
@@ -150,6 +154,10 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
     {
         anyhow::ensure!(path.is_file(), "{} does not exist", path.display());
     }
+    anyhow::ensure!(
+        args.record_device_io.is_none() || engine == Engine::Qemu,
+        "--record-device-io records vfio-user, which only engine qemu speaks"
+    );
     let image = guest_image(args, engine)?;
     let kernel = args
         .kernel
@@ -216,7 +224,12 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         timeout: Duration::from_secs(args.timeout),
     };
     let outcome = match engine {
-        Engine::Qemu => qemu::run(image.qemu()?, &launch, device)?,
+        Engine::Qemu => qemu::run(
+            image.qemu()?,
+            &launch,
+            device,
+            args.record_device_io.as_deref(),
+        )?,
         Engine::Kvm => kvm::run(&launch, device)?,
         Engine::KvmNested => anyhow::bail!("kvm-nested runs through run_nested"),
     };

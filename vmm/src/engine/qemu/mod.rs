@@ -3,6 +3,8 @@
 
 pub mod process;
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
@@ -57,11 +59,13 @@ fn qemu_command(qemu: &Path, launch: &GuestLaunch, socket: &Path) -> Command {
 }
 
 /// Boots the guest under QEMU with `device` attached and waits for it to
-/// power off (or for the timeout).
+/// power off (or for the timeout). With `record_dir`, everything QEMU sends
+/// over vfio-user is also written to `record_dir/vfio-user.bin`.
 pub fn run(
     qemu: &Path,
     launch: &GuestLaunch,
     device: Arc<Mutex<RangefaultDevice>>,
+    record_dir: Option<&Path>,
 ) -> Result<GuestRun> {
     // Private to us (and QEMU, which runs as us): the crate's server listens
     // here too, behind the guard, and must have no other client.
@@ -81,12 +85,13 @@ pub fn run(
     // crate's server (on device.sock beside it) sees it.
     let server = {
         let backend_stats = stats.clone();
-        let options = GuardOptions::new({
+        let mut options = GuardOptions::new({
             let stats = stats.clone();
             move || {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
         });
+        options.record = record_dir.map(recording).transpose()?;
         GuardedServer::start(
             &socket,
             &socket_dir.path().join("device.sock"),
@@ -111,6 +116,14 @@ pub fn run(
         timed_out: watched.timed_out,
         wall: watched.wall,
     })
+}
+
+/// Where the guard records the client's bytes: `dir/vfio-user.bin`.
+fn recording(dir: &Path) -> Result<Box<dyn Write + Send>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("vfio-user.bin");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Box::new(BufWriter::new(file)))
 }
 
 fn host_counters(s: ServerStatsSnapshot) -> HostCounters {
