@@ -16,3 +16,7 @@ pub mod run;
 pub mod scratch;
 mod size;
 mod topology;
+
+/// The vfio-user device backend, public for `vfio-user-guard`'s tests, which
+/// run the guard in front of it.
+pub use engine::vfio_server;

@@ -5,7 +5,6 @@ pub mod kvm;
 pub mod nested;
 pub mod nested_report;
 pub mod qemu;
-pub mod vfio_guard;
 pub mod vfio_server;
 
 pub use guest_run::{EngineCounters, GuestRun, HostCounters, KvmCounters, VfioUserCounters};

@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// instruction counts that do not move with the host's load.
     #[arg(long)]
     icount: bool,
+    /// Record the bytes QEMU sends the device over vfio-user into DIR/vfio-user.bin
+    /// (engine qemu only): the fuzz targets' seeds (fuzz/README.md).
+    #[arg(long = "record-device-io", value_name = "DIR")]
+    record_device_io: Option<PathBuf>,
     /// Give up (and fail) if the guest has not powered off after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
     timeout: u64,
@@ -180,6 +184,10 @@ pub fn main(args: RunArgs) -> ExitCode {
 }
 
 fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> Result<ExitCode> {
+    anyhow::ensure!(
+        args.record_device_io.is_none() || engine == Engine::Qemu,
+        "--record-device-io records vfio-user, which only engine qemu speaks"
+    );
     let image = RunImage::prepare(args, engine)?;
     if engine == Engine::KvmNested {
         return nested::run(args, &image, reason);
@@ -208,7 +216,12 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
     let device = Arc::new(Mutex::new(device));
     // The engine takes the device; keep a handle to read its host checks after.
     let outcome = match engine {
-        Engine::Qemu => qemu::run(image.image.qemu()?, &launch, Arc::clone(&device))?,
+        Engine::Qemu => qemu::run(
+            image.image.qemu()?,
+            &launch,
+            Arc::clone(&device),
+            args.record_device_io.as_deref(),
+        )?,
         Engine::Kvm => kvm::run(&launch, Arc::clone(&device))?,
         Engine::KvmNested => anyhow::bail!("kvm-nested runs through nested::run"),
     };

@@ -3,16 +3,19 @@
 
 pub mod process;
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use vfio_user_guard::{GuardOptions, GuardedServer};
 
 use device_model::RangefaultDevice;
 
-use super::vfio_guard::GuardedServer;
 use super::vfio_server::{self, DeviceServer, ServerStats, ServerStatsSnapshot};
 use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, VfioUserCounters};
 use process::QemuMachine;
@@ -61,11 +64,13 @@ fn qemu_command(qemu: &Path, launch: &GuestLaunch, socket: &Path) -> Command {
 }
 
 /// Boots the guest under QEMU with `device` attached and waits for it to
-/// power off (or for the timeout).
+/// power off (or for the timeout). With `record_dir`, everything QEMU sends
+/// over vfio-user is also written to `record_dir/vfio-user.bin`.
 pub fn run(
     qemu: &Path,
     launch: &GuestLaunch,
     device: Arc<Mutex<RangefaultDevice>>,
+    record_dir: Option<&Path>,
 ) -> Result<GuestRun> {
     // Private to us (and QEMU, which runs as us): the crate's server listens
     // here too, behind the guard, and must have no other client.
@@ -81,13 +86,20 @@ pub fn run(
     // crate's server (on device.sock beside it) sees it.
     let server = {
         let backend_stats = stats.clone();
+        let mut options = GuardOptions::new({
+            let stats = stats.clone();
+            move || {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        options.record = record_dir.map(recording).transpose()?;
         GuardedServer::start(
             &socket,
             &socket_dir.path().join("device.sock"),
             regions,
             irqs,
             move || DeviceServer::new(device, backend_stats),
-            stats.clone(),
+            options,
         )?
     };
 
@@ -105,6 +117,14 @@ pub fn run(
         timed_out: watched.timed_out,
         wall: watched.wall,
     })
+}
+
+/// Where the guard records the client's bytes: `dir/vfio-user.bin`.
+fn recording(dir: &Path) -> Result<Box<dyn Write + Send>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("vfio-user.bin");
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Box::new(BufWriter::new(file)))
 }
 
 fn host_counters(s: ServerStatsSnapshot) -> HostCounters {

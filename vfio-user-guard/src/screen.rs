@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use vfio_bindings::bindings::vfio::VFIO_IRQ_SET_DATA_BOOL;
 use vfio_user::Command;
 
-use super::wire::{Header, Message, HEADER_SIZE, TYPE_COMMAND, TYPE_REPLY};
+use crate::wire::{Header, Message, HEADER_SIZE, TYPE_COMMAND, TYPE_REPLY};
 
 /// The `max_data_xfer_size` the crate advertises to the client (its
 /// default): no region access may move more.

@@ -3,15 +3,14 @@
 //! goes back to the client. The protocol is request/response, so one
 //! message in flight is all there ever is.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use super::screen::{self, DeviceShape, HeaderVerdict, Rejection, MAX_MESSAGE_SIZE};
-use super::wire::{self, Header, Message, Received, FLAG_NO_REPLY, HEADER_SIZE, TYPE_REPLY};
-use crate::engine::vfio_server::ServerStats;
+use crate::screen::{self, DeviceShape, HeaderVerdict, Rejection, MAX_MESSAGE_SIZE};
+use crate::wire::{self, Header, Message, Received, FLAG_NO_REPLY, HEADER_SIZE, TYPE_REPLY};
+use crate::GuardOptions;
 use device_model::ratelimit::RateLimitedLog;
 
 /// How long the crate's server gets to report why it stopped.
@@ -23,31 +22,54 @@ enum Flow {
     Closed,
 }
 
-pub struct Relay {
+/// The guard's end of its connection to the crate's server: a socket in
+/// production, an in-process stand-in in the fuzz targets.
+pub trait DeviceLink {
+    /// Sends `message` and returns the server's reply to it; an error means
+    /// the server is gone (or answered out of step) and is never asked again.
+    fn round_trip(&mut self, message: &Message) -> io::Result<Message>;
+    /// Ends the connection, so that the server's end sees it close.
+    fn close(&mut self);
+}
+
+impl DeviceLink for UnixStream {
+    fn round_trip(&mut self, message: &Message) -> io::Result<Message> {
+        round_trip(self, message)
+    }
+
+    fn close(&mut self) {
+        let _ = self.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+pub struct Relay<D: DeviceLink = UnixStream> {
     client: UnixStream,
     /// Our end of the crate server's connection; None once it is gone.
-    device: Option<UnixStream>,
+    device: Option<D>,
     shape: DeviceShape,
-    stats: Arc<ServerStats>,
+    count_rejected: Box<dyn Fn() + Send>,
+    record: Option<Box<dyn Write + Send>>,
     /// Why the crate's server stopped, from its thread (taken once).
     device_outcome: Option<mpsc::Receiver<Option<String>>>,
     device_failure: Option<String>,
     warn: RateLimitedLog,
 }
 
-impl Relay {
+impl<D: DeviceLink> Relay<D> {
+    /// `device_outcome` says why the crate's server stopped, once it has.
     pub fn new(
         client: UnixStream,
-        device: UnixStream,
+        device: D,
         shape: DeviceShape,
-        stats: Arc<ServerStats>,
         device_outcome: mpsc::Receiver<Option<String>>,
+        options: GuardOptions,
     ) -> Self {
         Self {
             client,
             device: Some(device),
             shape,
-            stats,
+            count_rejected: options.count_rejected,
+            record: options.record,
             device_outcome: Some(device_outcome),
             device_failure: None,
             // Rejected messages: a client sending garbage in a loop must not flood the log.
@@ -76,6 +98,11 @@ impl Relay {
             }
         };
         self.warn.flush();
+        if let Some(mut record) = self.record.take() {
+            if let Err(e) = record.flush() {
+                tracing::warn!("vfio-user: the recording is incomplete: {e}");
+            }
+        }
         let device_failure = self.stop_device();
         let errors: Vec<String> = device_failure.into_iter().chain(connection_error).collect();
         (!errors.is_empty()).then(|| errors.join("; "))
@@ -86,23 +113,25 @@ impl Relay {
             Received::Closed => return Ok(Flow::Closed),
             Received::Header(header, fds) => (header, fds),
         };
+        self.recorded(&header.to_bytes());
         match screen::screen_header(&header) {
             HeaderVerdict::ReadBody => {}
             HeaderVerdict::Reject(rejection) => {
                 // Answer first: a client that lied about the size is then
                 // not left waiting while we wait for bytes it never sends.
                 self.refuse(&header, &rejection)?;
-                wire::discard(&self.client, header.body_size())?;
+                self.skip_body(&header)?;
                 return Ok(Flow::Continue);
             }
             HeaderVerdict::Ignore(why) => {
-                self.count_rejected();
+                (self.count_rejected)();
                 self.warn.warn(|| format!("ignored {why}"));
-                wire::discard(&self.client, header.body_size())?;
+                self.skip_body(&header)?;
                 return Ok(Flow::Continue);
             }
         }
         let body = wire::read_body(&self.client, &header)?;
+        self.recorded(&body);
         let mut message = Message { header, body, fds };
         match screen::screen_message(&mut message, &self.shape) {
             Ok(()) => self.forward(message)?,
@@ -111,14 +140,21 @@ impl Relay {
         Ok(Flow::Continue)
     }
 
-    fn count_rejected(&self) {
-        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+    fn skip_body(&mut self, header: &Header) -> io::Result<()> {
+        let Self { client, record, .. } = self;
+        wire::discard(client, header.body_size(), |chunk| {
+            record_into(record, chunk)
+        })
+    }
+
+    fn recorded(&mut self, bytes: &[u8]) {
+        record_into(&mut self.record, bytes);
     }
 
     /// Counts and logs a refused message and answers it (unless the client
     /// asked for no reply).
     fn refuse(&mut self, header: &Header, rejection: &Rejection) -> io::Result<()> {
-        self.count_rejected();
+        (self.count_rejected)();
         let errno = rejection.errno;
         self.warn.warn(|| {
             format!(
@@ -160,7 +196,7 @@ impl Relay {
         }
         if !request.wants_reply() {
             if header.is_error() {
-                self.count_rejected();
+                (self.count_rejected)();
                 self.warn.warn(|| {
                     format!(
                         "message {} (command {}, no reply wanted) failed in the device \
@@ -178,8 +214,8 @@ impl Relay {
 
     /// The crate server's reply to `message`; None once it is gone.
     fn exchange(&mut self, message: &Message) -> Option<Message> {
-        let device = self.device.as_ref()?;
-        match round_trip(device, message) {
+        let device = self.device.as_mut()?;
+        match device.round_trip(message) {
             Ok(reply) => Some(reply),
             Err(e) => {
                 self.device_gone(&e);
@@ -189,8 +225,8 @@ impl Relay {
     }
 
     fn device_gone(&mut self, error: &io::Error) {
-        if let Some(device) = self.device.take() {
-            let _ = device.shutdown(std::net::Shutdown::Both);
+        if let Some(mut device) = self.device.take() {
+            device.close();
         }
         let reason = match self.wait_device_outcome() {
             Some(Some(reason)) => reason,
@@ -210,15 +246,26 @@ impl Relay {
     /// Ends the crate server's connection and collects why it stopped, if
     /// it failed.
     fn stop_device(&mut self) -> Option<String> {
-        if let Some(device) = self.device.take() {
+        if let Some(mut device) = self.device.take() {
             // Its end sees the connection close and returns.
-            let _ = device.shutdown(std::net::Shutdown::Both);
+            device.close();
             if let Some(Some(reason)) = self.wait_device_outcome() {
                 tracing::error!("{reason}");
                 self.device_failure = Some(reason);
             }
         }
         self.device_failure.take()
+    }
+}
+
+/// Appends `bytes` to the recording; a recording that fails to write is
+/// dropped (with a warning), never the connection.
+fn record_into(record: &mut Option<Box<dyn Write + Send>>, bytes: &[u8]) {
+    if let Some(sink) = record {
+        if let Err(e) = sink.write_all(bytes) {
+            tracing::warn!("vfio-user: stopped recording the client's messages: {e}");
+            *record = None;
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +20,11 @@ use vfio_bindings::bindings::vfio::{
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
-use super::wire::{Header, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, TYPE_MASK, TYPE_REPLY};
-use super::GuardedServer;
-use crate::engine::vfio_server::{self, DeviceServer, ServerStats};
+use vfio_user_guard::wire::{
+    Header, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, TYPE_MASK, TYPE_REPLY,
+};
+use vfio_user_guard::{GuardOptions, GuardedServer};
+use vmm::vfio_server::{self, DeviceServer, ServerStats};
 
 const MIB: u64 = 1 << 20;
 
@@ -62,6 +65,14 @@ fn start() -> Harness {
 fn start_with<B: ServerBackend>(
     make: impl FnOnce(Arc<Mutex<RangefaultDevice>>, Arc<ServerStats>) -> B + Send + 'static,
 ) -> Harness {
+    start_recording(make, None)
+}
+
+/// [`start_with`], the guard recording the client's bytes into `record`.
+fn start_recording<B: ServerBackend>(
+    make: impl FnOnce(Arc<Mutex<RangefaultDevice>>, Arc<ServerStats>) -> B + Send + 'static,
+    record: Option<Box<dyn Write + Send>>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let config = DeviceConfig::new(64 * MIB, 2 * MIB).unwrap();
     let device = Arc::new(Mutex::new(RangefaultDevice::new(config).unwrap()));
@@ -69,14 +80,21 @@ fn start_with<B: ServerBackend>(
     let stats = Arc::new(ServerStats::default());
     let socket = dir.path().join("vfio-user.sock");
     let backend_stats = stats.clone();
-    let server = GuardedServer::start_with_stall_timeout(
+    let guard_stats = stats.clone();
+    let options = GuardOptions {
+        stall_timeout: Duration::from_millis(300),
+        record,
+        ..GuardOptions::new(move || {
+            guard_stats.rejected.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+    let server = GuardedServer::start(
         &socket,
         &dir.path().join("device.sock"),
         regions,
         vfio_server::irqs(),
         move || make(device, backend_stats),
-        stats.clone(),
-        Duration::from_millis(300),
+        options,
     )
     .unwrap();
     let client = UnixStream::connect(&socket).unwrap();
@@ -184,8 +202,7 @@ impl Harness {
     fn close(self) -> Option<String> {
         drop(self.client);
         self.server
-            .outcome
-            .recv_timeout(Duration::from_secs(5))
+            .wait_outcome(Duration::from_secs(5))
             .expect("the guard did not stop")
     }
 }
@@ -614,4 +631,41 @@ fn the_err_irq_is_offered_and_takes_an_eventfd() {
     let none = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
     h.refused(SET_IRQS, &set_irqs(beyond, none, 0, 0), libc::EINVAL);
     h.device_info();
+}
+
+/// What `vmm run --record-device-io` writes: every byte the client sent,
+/// in order, the bodies of refused and ignored messages included.
+#[test]
+fn the_recording_is_every_byte_the_client_sent() {
+    // A file, as vmm records into.
+    let recording = tempfile::NamedTempFile::new().unwrap();
+    let file = recording.reopen().unwrap();
+    let mut h = start_recording(DeviceServer::new, Some(Box::new(file)));
+    let mut sent = Vec::new();
+    let mut send = |h: &mut Harness, command: u16, flags: u32, body: &[u8]| {
+        let id = h.send_flags(command, flags, body);
+        let header = Header {
+            message_id: id,
+            command,
+            message_size: (HEADER_SIZE + body.len()) as u32,
+            flags,
+            error: 0,
+        };
+        sent.extend_from_slice(&header.to_bytes());
+        sent.extend_from_slice(body);
+    };
+    send(&mut h, VERSION, 0, &version_body(QEMU_CAPABILITIES));
+    h.recv();
+    // Refused on its header (its body skipped), ignored, refused whole.
+    send(&mut h, 99, 0, &[0x99; 40]);
+    h.recv();
+    send(&mut h, DEVICE_GET_INFO, TYPE_REPLY, &[0x77; 8]);
+    send(&mut h, DMA_UNMAP, 0, &[0x55; 32]);
+    h.recv();
+    let read = region_access(VFIO_PCI_CONFIG_REGION_INDEX, 0, 4);
+    send(&mut h, REGION_READ, 0, &read);
+    h.recv();
+    assert_eq!(h.rejected(), 3);
+    assert_eq!(h.close(), None);
+    assert_eq!(std::fs::read(recording.path()).unwrap(), sent);
 }

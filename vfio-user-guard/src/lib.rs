@@ -10,39 +10,65 @@
 //! every bad message whose size it can skip.
 //!
 //! ```text
-//! QEMU ──socket──> guard thread ──device.sock──> crate Server::run(DeviceServer)
+//! QEMU ──socket──> guard thread ──device.sock──> crate Server::run(backend)
 //! ```
+//!
+//! Its own crate so that it can be dropped once the upstream server
+//! validates its input itself; [`wire`], [`screen`] and [`relay`] are public
+//! for the fuzz targets (`fuzz/`), which drive the relay with whole message
+//! streams.
 
-mod relay;
-mod screen;
-mod wire;
-
-#[cfg(test)]
-mod tests;
+pub mod relay;
+pub mod screen;
+pub mod wire;
 
 use std::any::Any;
+use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use vfio_user::{IrqInfo, Server, ServerBackend, ServerRegion};
 
-use super::vfio_server::ServerStats;
 use relay::Relay;
 use screen::DeviceShape;
 
 /// How long the client may pause in the middle of a message (or leave a
 /// reply unread) before the guard gives up on the connection: a message
 /// cut short leaves no way to find where the next one starts.
-const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The guard and the crate's server, each on its own thread.
 pub struct GuardedServer {
     outcome: mpsc::Receiver<Option<String>>,
+}
+
+/// What the guard does besides guarding.
+pub struct GuardOptions {
+    /// Called once for every message the guard refuses or ignores (the
+    /// caller's counter of rejected messages).
+    pub count_rejected: Box<dyn Fn() + Send>,
+    /// Receives every byte the client sends, as it arrives (message by
+    /// message, refused ones included): a recording of the session.
+    pub record: Option<Box<dyn Write + Send>>,
+    /// See [`STALL_TIMEOUT`].
+    pub stall_timeout: Duration,
+}
+
+impl GuardOptions {
+    /// Counts rejections with `count_rejected`, records nothing, stalls
+    /// time out after [`STALL_TIMEOUT`].
+    pub fn new(count_rejected: impl Fn() + Send + 'static) -> Self {
+        Self {
+            count_rejected: Box::new(count_rejected),
+            record: None,
+            stall_timeout: STALL_TIMEOUT,
+        }
+    }
 }
 
 impl GuardedServer {
@@ -56,36 +82,13 @@ impl GuardedServer {
         regions: Vec<ServerRegion>,
         irqs: Vec<IrqInfo>,
         backend: F,
-        stats: Arc<ServerStats>,
+        options: GuardOptions,
     ) -> Result<Self>
     where
         B: ServerBackend,
         F: FnOnce() -> B + Send + 'static,
     {
-        Self::start_with_stall_timeout(
-            socket,
-            device_socket,
-            regions,
-            irqs,
-            backend,
-            stats,
-            STALL_TIMEOUT,
-        )
-    }
-
-    fn start_with_stall_timeout<B, F>(
-        socket: &Path,
-        device_socket: &Path,
-        regions: Vec<ServerRegion>,
-        irqs: Vec<IrqInfo>,
-        backend: F,
-        stats: Arc<ServerStats>,
-        stall_timeout: Duration,
-    ) -> Result<Self>
-    where
-        B: ServerBackend,
-        F: FnOnce() -> B + Send + 'static,
-    {
+        let stall_timeout = options.stall_timeout;
         let shape = DeviceShape {
             region_sizes: regions.iter().map(|r| r.region_info.size).collect(),
         };
@@ -120,7 +123,7 @@ impl GuardedServer {
                         }
                     };
                     drop(listener); // one client, as the crate serves one
-                    Relay::new(client, device, shape, stats, device_outcome).serve()
+                    Relay::new(client, device, shape, device_outcome, options).serve()
                 }));
                 let outcome = guarded.unwrap_or_else(|panic| {
                     Some(format!(
@@ -138,7 +141,16 @@ impl GuardedServer {
     /// closed its connection) and says what went wrong, if anything. A
     /// server still running or never connected to reports nothing.
     pub fn wait_stopped(&self, timeout: Duration) -> Option<String> {
-        self.outcome.recv_timeout(timeout).ok().flatten()
+        self.wait_outcome(timeout).ok().flatten()
+    }
+
+    /// Like [`Self::wait_stopped`], but tells a server that stopped cleanly
+    /// (`Ok(None)`) from one that has not stopped within `timeout` (`Err`).
+    pub fn wait_outcome(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<String>, mpsc::RecvTimeoutError> {
+        self.outcome.recv_timeout(timeout)
     }
 }
 

@@ -182,8 +182,9 @@ pub fn read_body(stream: &UnixStream, header: &Header) -> io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Reads and drops `len` bytes without holding them all.
-pub fn discard(stream: &UnixStream, mut len: usize) -> io::Result<()> {
+/// Reads and drops `len` bytes without holding them all, showing each
+/// chunk to `seen` first.
+pub fn discard(stream: &UnixStream, mut len: usize, mut seen: impl FnMut(&[u8])) -> io::Result<()> {
     let mut chunk = vec![0; len.min(64 << 10)];
     let mut reader = stream;
     while len > 0 {
@@ -191,6 +192,7 @@ pub fn discard(stream: &UnixStream, mut len: usize) -> io::Result<()> {
         reader
             .read_exact(&mut chunk[..take])
             .map_err(|e| mid_message(e, "body"))?;
+        seen(&chunk[..take]);
         len -= take;
     }
     Ok(())
