@@ -12,11 +12,18 @@ use serde_json::Value;
 
 pub use rangefault_ci::repo;
 
-/// Builds the vmm binary once, into its own target dir (the outer cargo holds the workspace's).
+/// Builds the vmm binary once, into its own target dir (the outer cargo holds the workspace's):
+/// beside cargo's when `CARGO_TARGET_DIR` names one (`.ci/run` keeps it outside the clone, so a
+/// fresh clone reuses the compiled dependencies), else in `target/ci`. Reports and traces go to
+/// the clone's `target/ci` either way.
 pub fn vmm_binary() -> &'static Path {
     static VMM: OnceLock<PathBuf> = OnceLock::new();
     VMM.get_or_init(|| {
-        rangefault_ci::build_vmm(&repo().join("target/ci")).unwrap_or_else(|e| panic!("{e}"))
+        std::fs::create_dir_all(repo().join("target/ci")).expect("target/ci");
+        let build_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|dir| PathBuf::from(dir).join("ci-release"))
+            .unwrap_or_else(|| repo().join("target/ci"));
+        rangefault_ci::build_vmm(&build_dir).unwrap_or_else(|e| panic!("{e}"))
     })
 }
 
