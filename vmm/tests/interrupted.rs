@@ -206,3 +206,18 @@ fn a_qemu_killed_mid_run_ends_the_run_with_a_report_that_says_so() {
     assert!(is_gone(qemu));
     assert_eq!(setup.scratch_dirs(), Vec::<String>::new(), "{stderr}");
 }
+
+/// A guest that never stops printing: the signal is still seen (it used to be looked at only
+/// when the console was quiet for 100 ms).
+#[test]
+fn a_chatty_guest_is_stopped_by_sigterm_too() {
+    let setup = Setup::with_qemu_end("while :; do echo 'guest: still talking'; done");
+    let (mut vmm, qemu) = setup.start_run();
+    std::thread::sleep(Duration::from_millis(500));
+    signal(vmm.id(), libc::SIGTERM);
+    let status = wait_exit(&mut vmm, Duration::from_secs(20));
+    let stderr = std::io::read_to_string(vmm.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(is_gone(qemu), "QEMU {qemu} outlived vmm");
+    assert_eq!(setup.scratch_dirs(), Vec::<String>::new());
+}

@@ -140,13 +140,13 @@ pub fn run(launch: &GuestLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result
     let mut console = GuestConsole::new(started);
     let mut stopping = false;
     let outcome = loop {
+        // On every turn, not only when the console is quiet: a chatty guest must stop too.
+        if let (false, Some(signal)) = (stopping, crate::interrupt::received()) {
+            stopper.stop(format!("{} received", crate::interrupt::name(signal)));
+            stopping = true;
+        }
         match events.recv_timeout(INTERRUPT_POLL) {
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let (false, Some(signal)) = (stopping, crate::interrupt::received()) {
-                    stopper.stop(format!("{} received", crate::interrupt::name(signal)));
-                    stopping = true;
-                }
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Ok(Event::Line(line)) => {
                 print!("{line}");
                 console.feed(&line);

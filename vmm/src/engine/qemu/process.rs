@@ -151,8 +151,27 @@ pub fn watch(
     let mut stderr = Vec::new();
     let deadline = started + timeout;
     let mut timed_out = false;
+    // Signal and deadline are looked at on every turn, not only when the console is quiet: a
+    // guest that never stops printing must still be stoppable and time out.
     loop {
+        if let Some(signal) = crate::interrupt::received() {
+            eprintln!(
+                "vmm: {} received; killing QEMU",
+                crate::interrupt::name(signal)
+            );
+            let _ = child.kill();
+            break;
+        }
         let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            timed_out = true;
+            eprintln!(
+                "vmm: guest still running after {} s; killing QEMU",
+                timeout.as_secs()
+            );
+            let _ = child.kill();
+            break;
+        }
         match lines.recv_timeout(left.min(INTERRUPT_POLL)) {
             Ok(Output::Guest(line)) => {
                 print!("{line}");
@@ -164,25 +183,7 @@ pub fn watch(
                 stderr.push(line.trim_end().to_owned());
             }
             Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) if !left.is_zero() => {
-                if let Some(signal) = crate::interrupt::received() {
-                    eprintln!(
-                        "vmm: {} received; killing QEMU",
-                        crate::interrupt::name(signal)
-                    );
-                    let _ = child.kill();
-                    break;
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                eprintln!(
-                    "vmm: guest still running after {} s; killing QEMU",
-                    timeout.as_secs()
-                );
-                let _ = child.kill();
-                break;
-            }
+            Err(RecvTimeoutError::Timeout) => {}
         }
     }
     console.finish();
