@@ -27,8 +27,14 @@ pub fn collect(
     let mut host_errors = Vec::new();
     let report = match (&args.trace, serial) {
         (Some(out), Some(serial)) => {
+            // Say what the times are: QEMU's emulated (or instruction-counting) clock, or KVM's.
+            let clock = match engine {
+                Engine::Qemu if args.icount => "QEMU icount: guest ns = instructions",
+                Engine::Qemu => "TCG: not hardware time",
+                _ => "hardware virtualization",
+            };
             let title = format!(
-                "{}: {} VRAM, {} pages ({} engine, TCG: not hardware time)",
+                "{}: {} VRAM, {} pages ({} engine, {clock})",
                 args.scenario,
                 format_size(config.vram_size),
                 format_size(config.page_size),
