@@ -181,38 +181,18 @@ fn real_mode_guest_prints_on_the_serial_port() {
     if !kvm_usable("tiny-guest") {
         return;
     }
-    const ENTRY: u16 = 0x1000;
-    let mut a = CodeAssembler::new(16).unwrap();
-    for byte in b"hello from real mode\n" {
-        a.mov(dx, 0x3f8u32).unwrap();
-        a.mov(al, u32::from(*byte)).unwrap();
-        a.out(dx, al).unwrap();
-    }
-    a.mov(al, 0xfeu32).unwrap();
-    a.mov(dx, 0x64u32).unwrap();
-    a.out(dx, al).unwrap();
-    a.hlt().unwrap();
-    let code = a.assemble(u64::from(ENTRY)).unwrap();
-
     let mut m = Machine::new(1);
-    m.vm.load_raw(u64::from(ENTRY), &code).unwrap();
-    m.vm.set_start(StartMode::Real16 { entry: ENTRY });
-    let outcome = m.vm.run(RUN_TIMEOUT).unwrap();
-    assert_eq!(outcome.reason, EndReason::GuestReset);
+    run_real_mode_writes(&mut m, &[(0x3f8, b"hello from real mode\n")]);
     assert_eq!(m.console.text(), "hello from real mode\n");
 }
 
-/// Bulk output (`vmm run --trace`) leaves on COM2, apart from the console; without COM2 the
-/// same writes go nowhere (and do not reach the console).
-#[test]
-fn com2_carries_its_own_bytes_apart_from_the_console() {
-    if !kvm_usable("tiny-guest") {
-        return;
-    }
+/// Runs, in real mode on `m`, code that writes each byte of each (port, bytes) with `out`,
+/// then resets through the i8042; checks that the run ended with that reset.
+fn run_real_mode_writes(m: &mut Machine, writes: &[(u32, &[u8])]) {
     const ENTRY: u16 = 0x1000;
     let mut a = CodeAssembler::new(16).unwrap();
-    for (port, text) in [(0x2f8u32, &b"\x1f\x8b trace"[..]), (0x3f8, b"console\n")] {
-        for byte in text {
+    for &(port, bytes) in writes {
+        for byte in bytes {
             a.mov(dx, port).unwrap();
             a.mov(al, u32::from(*byte)).unwrap();
             a.out(dx, al).unwrap();
@@ -223,17 +203,26 @@ fn com2_carries_its_own_bytes_apart_from_the_console() {
     a.out(dx, al).unwrap();
     a.hlt().unwrap();
     let code = a.assemble(u64::from(ENTRY)).unwrap();
+    m.vm.load_raw(u64::from(ENTRY), &code).unwrap();
+    m.vm.set_start(StartMode::Real16 { entry: ENTRY });
+    let outcome = m.vm.run(RUN_TIMEOUT).unwrap();
+    assert_eq!(outcome.reason, EndReason::GuestReset);
+}
 
+/// Bulk output (`vmm run --trace`) leaves on COM2, apart from the console; without COM2 the
+/// same writes go nowhere (and do not reach the console).
+#[test]
+fn com2_carries_its_own_bytes_apart_from_the_console() {
+    if !kvm_usable("tiny-guest") {
+        return;
+    }
     for with_com2 in [true, false] {
         let mut m = if with_com2 {
             Machine::with_com2(1)
         } else {
             Machine::new(1)
         };
-        m.vm.load_raw(u64::from(ENTRY), &code).unwrap();
-        m.vm.set_start(StartMode::Real16 { entry: ENTRY });
-        let outcome = m.vm.run(RUN_TIMEOUT).unwrap();
-        assert_eq!(outcome.reason, EndReason::GuestReset);
+        run_real_mode_writes(&mut m, &[(0x2f8, b"\x1f\x8b trace"), (0x3f8, b"console\n")]);
         assert_eq!(m.console.text(), "console\n");
         let expected: &[u8] = if with_com2 { b"\x1f\x8b trace" } else { b"" };
         assert_eq!(m.com2.bytes(), expected);
