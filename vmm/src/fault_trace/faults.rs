@@ -129,7 +129,8 @@ pub struct Story {
 struct ThreadState {
     exception: Option<Exception>,
     open: Option<Fault>,
-    entered: Option<(u64, u32, String, String)>,
+    /// The open handler call: its enter stamp, handler kind and fault flags.
+    entered: Option<(u64, String, String)>,
     phases: Vec<usize>,
 }
 
@@ -165,7 +166,6 @@ pub fn story(records: &[Record<'_>]) -> Story {
                 }
                 thread.entered = Some((
                     record.ts_ns,
-                    record.cpu,
                     record.field("handler").unwrap_or("?").to_owned(),
                     record.field("flags").unwrap_or("").to_owned(),
                 ));
@@ -173,7 +173,7 @@ pub fn story(records: &[Record<'_>]) -> Story {
             EXIT => {
                 let ns = record.number("ns").unwrap_or(0);
                 let (enter_ns, handler, flags) = match thread.entered.take() {
-                    Some((ts, _, handler, flags)) => (ts, handler, flags),
+                    Some((ts, handler, flags)) => (ts, handler, flags),
                     None => {
                         story.incomplete_calls += 1;
                         (record.ts_ns.saturating_sub(ns), "?".into(), String::new())
