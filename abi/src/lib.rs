@@ -1,7 +1,7 @@
 //! What the device, the VMM, the guest tools and the kernel module must agree on, in one
 //! `no_std` crate without dependencies: the device's PCI identity, config-space layout and BAR0
-//! register map (this module), the driver's char-device ioctls ([`uapi`]) and the VRAM test
-//! pattern ([`pattern`]).
+//! register map (this module), the driver's char-device ioctls ([`uapi`]), the VRAM test
+//! pattern ([`pattern`]) and the benchmark's touch orders and fault windows ([`touch`]).
 //!
 //! The kernel module (`guest-driver/module`) cannot use crates and keeps its own copy in
 //! `abi.rs` and `uapi.rs` there; `tests/kernel_mirror.rs` compiles those files and fails on any
@@ -13,6 +13,7 @@
 extern crate std;
 
 pub mod pattern;
+pub mod touch;
 pub mod uapi;
 
 /// PCI vendor ID. 0x1234 is the placeholder ID that QEMU's experimental
@@ -139,7 +140,8 @@ pub mod check {
     pub const FLAG_LA57: u32 = 1 << 0;
     pub const FLAG_REQUIRE_PRESENT: u32 = 1 << 1;
     /// Strategy the driver faulted with: [`STRATEGY_PAGE`], [`STRATEGY_PREFAULT16`],
-    /// [`STRATEGY_RANGE`] or [`STRATEGY_RANGE_MM`]. `page` and `prefault16` allow 4K leaves
+    /// [`STRATEGY_RANGE`], [`STRATEGY_RANGE_MM`] or [`STRATEGY_TTM16`]. `page`, `prefault16`
+    /// and `ttm16` allow 4K leaves
     /// only. `range` and `range-mm` allow leaves up to the largest the preferred page size
     /// allows where VA and address are aligned and the block lies in the range (1G for 1 GiB
     /// pages, 2M for 2 MiB..512 MiB), 4K otherwise. A correct leaf smaller than that is
@@ -153,6 +155,8 @@ pub mod check {
     pub const STRATEGY_RANGE: u32 = 2;
     /// `range-mm`: maps through the kernel's newer range API; expected leaves as `range`.
     pub const STRATEGY_RANGE_MM: u32 = 3;
+    /// `ttm16`: 16 pages forward from the faulting one, as TTM prefaults; 4K leaves.
+    pub const STRATEGY_TTM16: u32 = 4;
     pub const RUN: u32 = 1;
 
     pub const STATUS_IDLE: u32 = 0;

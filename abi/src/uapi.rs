@@ -163,12 +163,16 @@ pub enum Strategy {
     Range = check::STRATEGY_RANGE,
     /// Range insertion with `vmf_insert_range` (patched kernels only).
     RangeMm = check::STRATEGY_RANGE_MM,
+    /// 16 pages forward from the faulting one, clipped to the VMA: what TTM's
+    /// `ttm_bo_vm_fault_reserved` prefaults (`prefault16` aligns the block instead).
+    Ttm16 = check::STRATEGY_TTM16,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 4] = [
+    pub const ALL: [Strategy; 5] = [
         Strategy::Page,
         Strategy::Prefault16,
+        Strategy::Ttm16,
         Strategy::Range,
         Strategy::RangeMm,
     ];
@@ -184,12 +188,55 @@ impl Strategy {
             Strategy::Prefault16 => "prefault16",
             Strategy::Range => "range",
             Strategy::RangeMm => "range-mm",
+            Strategy::Ttm16 => "ttm16",
         }
     }
 
     /// Whether the strategy inserts the device's preferred page size per fault.
     pub fn is_range(self) -> bool {
         matches!(self, Strategy::Range | Strategy::RangeMm)
+    }
+
+    /// What one fault maps with this strategy on a device preferring `page_size`, where the
+    /// mapping is aligned to the device page (as the benchmark maps it): the host's exact fault
+    /// count is predicted from this ([`crate::touch`]).
+    pub fn fault_window(self, page_size: u64) -> FaultWindow {
+        const PMD: u64 = 2 << 20;
+        const PUD: u64 = 1 << 30;
+        match self {
+            Strategy::Page => FaultWindow::Aligned(crate::touch::PAGE),
+            Strategy::Prefault16 => FaultWindow::Aligned(16 * crate::touch::PAGE),
+            Strategy::Ttm16 => FaultWindow::Forward(16 * crate::touch::PAGE),
+            // The stock exports insert one huge leaf per fault: a 4 MiB device page costs two.
+            Strategy::Range if page_size >= PUD => FaultWindow::Aligned(PUD),
+            Strategy::Range if page_size >= PMD => FaultWindow::Aligned(PMD),
+            Strategy::Range | Strategy::RangeMm => FaultWindow::Aligned(page_size),
+        }
+    }
+}
+
+/// The range one fault maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultWindow {
+    /// The naturally aligned block of this many bytes around the faulting address.
+    Aligned(u64),
+    /// This many bytes from the faulting page on, clipped to the mapping's end.
+    Forward(u64),
+}
+
+impl FaultWindow {
+    /// The byte range `[start, end)` of a mapping of `len` bytes that a fault at `offset` maps.
+    pub fn around(self, offset: u64, len: u64) -> (u64, u64) {
+        match self {
+            FaultWindow::Aligned(size) => {
+                let start = offset & !(size - 1);
+                (start, (start + size).min(len))
+            }
+            FaultWindow::Forward(size) => {
+                let start = offset & !(crate::touch::PAGE - 1);
+                (start, (start + size).min(len))
+            }
+        }
     }
 }
 
@@ -220,11 +267,12 @@ mod tests {
 
     #[test]
     fn strategies() {
-        for (raw, s) in Strategy::ALL.into_iter().enumerate() {
-            assert_eq!(s as u32, raw as u32);
-            assert_eq!(Strategy::from_raw(raw as u32), Some(s));
+        // Every raw value below ALL.len() is one strategy, once.
+        for raw in 0..Strategy::ALL.len() as u32 {
+            assert_eq!(Strategy::from_raw(raw).map(|s| s as u32), Some(raw));
         }
-        assert_eq!(Strategy::from_raw(4), None);
+        assert_eq!(Strategy::from_raw(4), Some(Strategy::Ttm16));
+        assert_eq!(Strategy::from_raw(5), None);
         let info = Info {
             strategy: 2,
             strategies: 0b0111,

@@ -263,6 +263,7 @@ fn strategies_match_the_modules() {
         (K::Prefault16, A::Prefault16),
         (K::Range, A::Range),
         (K::RangeMm, A::RangeMm),
+        (K::Ttm16, A::Ttm16),
     ] {
         assert_eq!(k as u32, a as u32, "{k:?}");
     }
@@ -322,10 +323,11 @@ fn symbolic_table(name: &str) -> Vec<(u32, String)> {
 #[test]
 fn trace_event_strategy_names_match_the_abi() {
     use abi::uapi::Strategy;
-    let expected: Vec<(u32, String)> = Strategy::ALL
+    let mut expected: Vec<(u32, String)> = Strategy::ALL
         .iter()
         .map(|s| (*s as u32, s.name().to_owned()))
         .collect();
+    expected.sort();
     assert_eq!(symbolic_table("RANGEFAULT_STRATEGY_NAMES"), expected);
 }
 

@@ -117,8 +117,12 @@ fn map_pte_window(fault: &FaultRef<'_>) -> Outcome {
     let span = fault.span();
     let va = fault.address();
     let unit = fault.strategy().unit(geometry.page_size);
-    let range = window::window(&span, va, unit, geometry.vram_size)
-        .intersect(Range::aligned_block(va, PMD_SIZE));
+    let range = match fault.strategy() {
+        Strategy::Ttm16 => window::forward_window(&span, va, unit, geometry.vram_size),
+        // One page table: what does not fit there may still get a huge leaf.
+        _ => window::window(&span, va, unit, geometry.vram_size)
+            .intersect(Range::aligned_block(va, PMD_SIZE)),
+    };
 
     let mut result = NOPAGE;
     let mut inserts = 0u64;

@@ -26,7 +26,8 @@
 	{ 0, "page" },				\
 	{ 1, "prefault16" },			\
 	{ 2, "range" },				\
-	{ 3, "range-mm" }
+	{ 3, "range-mm" },			\
+	{ 4, "ttm16" }
 
 /* The level a fault was counted at (its largest entry), as the STATS ioctl counts it. */
 #define RANGEFAULT_LEVEL_NAMES			\

@@ -105,7 +105,7 @@ unsafe impl AsBytes for Stats {}
 
 pub(crate) const INFO: u32 = _IOR::<Info>(IOC_TYPE, 0);
 pub(crate) const STATS: u32 = _IOR::<Stats>(IOC_TYPE, 1);
-/// Argument: `u32` strategy (0 page, 1 prefault16, 2 range, 3 range-mm). Needs write access.
+/// Argument: `u32` strategy (0 page, 1 prefault16, 2 range, 3 range-mm, 4 ttm16). Needs write access.
 pub(crate) const SET_STRATEGY: u32 = _IOW::<u32>(IOC_TYPE, 2);
 /// Argument: `u32`, 0 disables (zapping every mapping), 1 enables again. Needs write access and
 /// CAP_SYS_ADMIN.

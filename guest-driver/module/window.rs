@@ -20,6 +20,9 @@ pub(crate) enum Strategy {
     /// The device's preferred page size per fault, in one `vmf_insert_range` call (one walk, one
     /// lock hold per page table). Only on kernels carrying that mm API.
     RangeMm = 3,
+    /// 16 pages forward from the faulting one, clipped to the VMA: what TTM's
+    /// `ttm_bo_vm_fault_reserved` does (`Prefault16` aligns the block instead).
+    Ttm16 = 4,
 }
 
 impl Strategy {
@@ -29,6 +32,7 @@ impl Strategy {
             1 => Some(Self::Prefault16),
             2 => Some(Self::Range),
             3 => Some(Self::RangeMm),
+            4 => Some(Self::Ttm16),
             _ => None,
         }
     }
@@ -37,7 +41,7 @@ impl Strategy {
     pub(crate) fn unit(self, page_size: u64) -> u64 {
         match self {
             Self::Page => PAGE_SIZE,
-            Self::Prefault16 => 16 * PAGE_SIZE,
+            Self::Prefault16 | Self::Ttm16 => 16 * PAGE_SIZE,
             Self::Range | Self::RangeMm => page_size,
         }
     }
@@ -45,8 +49,10 @@ impl Strategy {
     /// Strategies this build can serve, as a bitmask of raw values: `RangeMm` needs a kernel
     /// with `vmf_insert_range` (see `Kbuild`).
     pub(crate) const fn supported_mask(kernel_has_insert_range: bool) -> u32 {
-        let stock =
-            (1 << Self::Page as u32) | (1 << Self::Prefault16 as u32) | (1 << Self::Range as u32);
+        let stock = (1 << Self::Page as u32)
+            | (1 << Self::Prefault16 as u32)
+            | (1 << Self::Range as u32)
+            | (1 << Self::Ttm16 as u32);
         if kernel_has_insert_range {
             stock | (1 << Self::RangeMm as u32)
         } else {
@@ -136,6 +142,17 @@ pub(crate) fn window(vma: &VmaSpan, va: u64, unit: u64, vram_size: u64) -> Range
     }
 }
 
+/// The window a `ttm16` fault at `va` maps: `len` bytes from the faulting page on, clipped to
+/// the VMA and to VRAM. It may cross a page table's end, as TTM's prefault loop does.
+pub(crate) fn forward_window(vma: &VmaSpan, va: u64, len: u64, vram_size: u64) -> Range {
+    let start = va & !(PAGE_SIZE - 1);
+    let left_in_vram = vram_size.saturating_sub(vma.offset_of(start));
+    Range {
+        start,
+        end: start + len.min(vma.end - start).min(left_in_vram),
+    }
+}
+
 /// Most bytes one `range-mm` fault maps where it can only get PTEs: 1024 PTEs. A 1 GiB device
 /// page would otherwise ask for 262144 PTEs (512 tables) in one fault.
 // Only range-mm uses this and `range_mm_unit`: unused in builds for stock kernels.
@@ -179,6 +196,27 @@ mod tests {
             end: start + len,
             offset,
         }
+    }
+
+    #[test]
+    fn a_forward_window_starts_at_the_fault_and_stops_at_the_vma_or_vram_end() {
+        let v = vma(0x4000_0000, 8 * MIB, 0);
+        let w = forward_window(&v, 0x4000_0000 + 2 * MIB - 0x1234, 64 << 10, 1 << 30);
+        assert_eq!(
+            (w.start, w.end),
+            (
+                0x4000_0000 + 2 * MIB - 0x2000,
+                0x4000_0000 + 2 * MIB + 0xe000
+            )
+        );
+        let w = forward_window(&v, 0x4000_0000 + 8 * MIB - 0x1000, 64 << 10, 1 << 30);
+        assert_eq!(w.len(), 0x1000);
+        // A VMA reaching past VRAM's end (offset 1 GiB - 8 KiB): two pages left.
+        let v = vma(0x4000_0000, 8 * MIB, (1 << 30) - 0x2000);
+        assert_eq!(
+            forward_window(&v, 0x4000_0000, 64 << 10, 1 << 30).len(),
+            0x2000
+        );
     }
 
     #[test]
@@ -286,14 +324,14 @@ mod tests {
 
     #[test]
     fn strategy_masks_and_defaults() {
-        assert_eq!(Strategy::supported_mask(false), 0b0111);
-        assert_eq!(Strategy::supported_mask(true), 0b1111);
+        assert_eq!(Strategy::supported_mask(false), 0b10111);
+        assert_eq!(Strategy::supported_mask(true), 0b11111);
         assert_eq!(Strategy::default_for(true), Strategy::RangeMm);
         assert_eq!(Strategy::default_for(false), Strategy::Range);
-        for raw in 0..4 {
+        for raw in 0..5 {
             assert_eq!(Strategy::from_raw(raw).map(|s| s as u32), Some(raw));
         }
-        assert_eq!(Strategy::from_raw(4), None);
+        assert_eq!(Strategy::from_raw(5), None);
         assert_eq!(Strategy::RangeMm.unit(4 << 20), 4 << 20);
     }
 

@@ -75,33 +75,12 @@ pub struct CpuState {
     pub pat: Option<u64>,
 }
 
-/// The driver's fault strategy, as written into [`crate::abi::check::FLAGS`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// One PTE per fault.
-    Page,
-    /// 16 PTEs (64 KiB) per fault.
-    Prefault16,
-    /// The largest entries the device's preferred page size allows.
-    Range,
-    /// `range-mm`: the same entries as [`Strategy::Range`], inserted
-    /// through the kernel's newer range-mapping API.
-    RangeMm,
-}
+/// The driver's fault strategy, as written into [`crate::abi::check::FLAGS`]: the ABI crate's.
+pub use crate::abi::uapi::Strategy;
 
-impl Strategy {
-    /// Decodes the strategy field of FLAGS (already shifted down).
-    pub fn from_abi(value: u32) -> Option<Strategy> {
-        use crate::abi::check;
-        match value {
-            check::STRATEGY_PAGE => Some(Strategy::Page),
-            check::STRATEGY_PREFAULT16 => Some(Strategy::Prefault16),
-            check::STRATEGY_RANGE => Some(Strategy::Range),
-            check::STRATEGY_RANGE_MM => Some(Strategy::RangeMm),
-            _ => None,
-        }
-    }
+/// Strategies go into reports by the name the driver and the probe use.
+fn strategy_name<S: serde::Serializer>(strategy: &Strategy, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(strategy.name())
 }
 
 /// What the device asks the engine to check: the driver's registers,
@@ -126,6 +105,7 @@ pub struct CheckRequest {
     pub la57: bool,
     /// Whether a not-present page in the range is a mismatch.
     pub require_present: bool,
+    #[serde(serialize_with = "strategy_name")]
     pub strategy: Strategy,
     /// The largest leaf the strategy may use here (see
     /// [`expected_max_leaf`]). A page may be mapped by any leaf up to the

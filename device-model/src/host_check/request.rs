@@ -14,14 +14,14 @@ const PAGE_4K: u64 = 4 << 10;
 const KNOWN_FLAGS: u32 = check::FLAG_LA57 | check::FLAG_REQUIRE_PRESENT | check::STRATEGY_MASK;
 
 /// The largest leaf `strategy` may produce on a device whose preferred
-/// page size is `page_size`: `page` and `prefault16` insert PTEs only;
+/// page size is `page_size`: `page`, `prefault16` and `ttm16` insert PTEs only;
 /// `range` and `range-mm` insert PUDs for 1 GiB pages, PMDs for
 /// 2 MiB..512 MiB pages and PTEs below that. The kernel may still map with
 /// smaller leaves (`MADV_NOHUGEPAGE`, `mremap`, fallbacks): those pass and
 /// are counted apart; only larger ones are the wrong size.
 pub fn expected_max_leaf(strategy: Strategy, page_size: u64) -> PageSize {
     match strategy {
-        Strategy::Page | Strategy::Prefault16 => PageSize::Size4K,
+        Strategy::Page | Strategy::Prefault16 | Strategy::Ttm16 => PageSize::Size4K,
         Strategy::Range | Strategy::RangeMm => {
             if page_size >= PageSize::Size1G.bytes() {
                 PageSize::Size1G
@@ -51,7 +51,7 @@ impl CheckRegisters {
             return Err(format!("unknown FLAGS bits {unknown_flags:#x}"));
         }
         let strategy_value = (self.flags & check::STRATEGY_MASK) >> check::STRATEGY_SHIFT;
-        let strategy = Strategy::from_abi(strategy_value)
+        let strategy = Strategy::from_raw(strategy_value)
             .ok_or_else(|| format!("unknown strategy {strategy_value}"))?;
         let la57 = self.flags & check::FLAG_LA57 != 0;
         if self.len == 0 {
@@ -150,16 +150,17 @@ mod tests {
         use PageSize::*;
         use Strategy::*;
         let cases = [
-            (4 << 10, [Size4K, Size4K, Size4K, Size4K]),
-            (64 << 10, [Size4K, Size4K, Size4K, Size4K]),
-            (1 << 20, [Size4K, Size4K, Size4K, Size4K]),
-            (2 << 20, [Size4K, Size4K, Size2M, Size2M]),
-            (4 << 20, [Size4K, Size4K, Size2M, Size2M]),
-            (512 << 20, [Size4K, Size4K, Size2M, Size2M]),
-            (GIB, [Size4K, Size4K, Size1G, Size1G]),
+            (4 << 10, [Size4K, Size4K, Size4K, Size4K, Size4K]),
+            (64 << 10, [Size4K, Size4K, Size4K, Size4K, Size4K]),
+            (1 << 20, [Size4K, Size4K, Size4K, Size4K, Size4K]),
+            (2 << 20, [Size4K, Size4K, Size4K, Size2M, Size2M]),
+            (4 << 20, [Size4K, Size4K, Size4K, Size2M, Size2M]),
+            (512 << 20, [Size4K, Size4K, Size4K, Size2M, Size2M]),
+            (GIB, [Size4K, Size4K, Size4K, Size1G, Size1G]),
         ];
         for (page_size, want) in cases {
-            let got = [Page, Prefault16, Range, RangeMm].map(|s| expected_max_leaf(s, page_size));
+            let got =
+                [Page, Prefault16, Ttm16, Range, RangeMm].map(|s| expected_max_leaf(s, page_size));
             assert_eq!(got, want, "page size {page_size:#x}");
         }
     }
@@ -202,10 +203,10 @@ mod tests {
         let bad = [
             (
                 CheckRegisters {
-                    flags: strategy_flags(4),
+                    flags: strategy_flags(5),
                     ..ok
                 },
-                "unknown strategy 4",
+                "unknown strategy 5",
             ),
             (
                 CheckRegisters {

@@ -233,7 +233,7 @@ fn request_carries_the_registers_and_the_devices_expectations() {
                     pat: LINUX_PAT,
                     la57: false,
                     require_present: true,
-                    strategy: Strategy::from_abi(strategy).unwrap(),
+                    strategy: Strategy::from_raw(strategy).unwrap(),
                     max_leaf,
                 },
                 "page size {page_size:#x}, strategy {strategy}"
@@ -376,7 +376,7 @@ fn bad_requests_never_reach_the_engine() {
     let guest = ptes_guest(0, 0x1000);
     let mut d = device_with(64 << 20, 4096, &guest);
     let bad = [
-        ask(4, 0x1000),              // unknown strategy
+        ask(5, 0x1000),              // unknown strategy
         ask(0, 0),                   // empty
         ask(0, 0x1800),              // not a 4K multiple
         ask(0, (64 << 30) + 0x1000), // too long
@@ -572,7 +572,7 @@ fn smaller_leaves_pass_and_are_counted_in_their_own_register() {
     let record = &d.host_checks()[0];
     assert_eq!(record.outcome, Some(all_4k));
     let json = serde_json::to_string(record).unwrap();
-    for needle in ["\"smaller_pages\":1024", "\"strategy\":\"range_mm\""] {
+    for needle in ["\"smaller_pages\":1024", "\"strategy\":\"range-mm\""] {
         assert!(json.contains(needle), "{needle} in {json}");
     }
     assert!(
@@ -608,17 +608,19 @@ fn smaller_pages_is_the_register_after_seq() {
             check::STRATEGY_PAGE,
             check::STRATEGY_PREFAULT16,
             check::STRATEGY_RANGE,
-            check::STRATEGY_RANGE_MM
+            check::STRATEGY_RANGE_MM,
+            check::STRATEGY_TTM16
         ]
-        .map(Strategy::from_abi),
+        .map(Strategy::from_raw),
         [
             Some(Strategy::Page),
             Some(Strategy::Prefault16),
             Some(Strategy::Range),
-            Some(Strategy::RangeMm)
+            Some(Strategy::RangeMm),
+            Some(Strategy::Ttm16)
         ]
     );
-    assert_eq!(Strategy::from_abi(4), None);
+    assert_eq!(Strategy::from_raw(5), None);
 }
 
 /// A 2 MiB device over `guest` whose engine knows `cpu`.

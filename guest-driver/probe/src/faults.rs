@@ -32,7 +32,8 @@ const MINFLT_SLACK: u64 = 16;
 pub fn bytes_per_fault(strategy: Strategy, page_size: u64, va_align: u64) -> u64 {
     match strategy {
         Strategy::Page => PAGE,
-        Strategy::Prefault16 => 16 * PAGE,
+        // Forward from the fault: on a first-to-last touch, the same 16 pages per fault.
+        Strategy::Prefault16 | Strategy::Ttm16 => 16 * PAGE,
         Strategy::Range if page_size >= GIB && va_align >= GIB => GIB,
         Strategy::Range => page_size.min(2 * MIB),
         Strategy::RangeMm if va_align >= 2 * MIB => page_size,
@@ -54,7 +55,7 @@ pub fn mapping_alignment(page_size: u64) -> u64 {
 fn touched_bytes(strategy: Strategy, page_size: u64, vram_size: u64) -> u64 {
     let wanted = match strategy {
         Strategy::Page => 16 * MIB,
-        Strategy::Prefault16 => 64 * MIB,
+        Strategy::Prefault16 | Strategy::Ttm16 => 64 * MIB,
         Strategy::Range | Strategy::RangeMm => (256 * MIB).max(page_size),
     };
     wanted.min(vram_size)
