@@ -11,6 +11,7 @@ mount -t tmpfs tmpfs /tmp
 
 scenario=skeleton
 guest_cmd=
+vfio_pci=
 # Per-CPU trace buffer in KiB when `vmm run --trace` asked for a fault trace.
 trace_kb=
 # How to end: `poweroff` (ACPI, QEMU's q35) or `reboot` (the KVM engine's
@@ -22,6 +23,7 @@ for arg in $(cat /proc/cmdline); do
         rangefault.cmd=*) guest_cmd="$(echo "${arg#*=}" | base64 -d)" ;;
         rangefault.end=reboot) end=reboot ;;
         rangefault.trace=*) trace_kb="${arg#*=}" ;;
+        rangefault.vfio_pci=*) vfio_pci="$(echo "${arg#*=}" | tr , ' ')" ;;
     esac
 done
 
@@ -59,6 +61,19 @@ finish() {
     sync
     "$end" -f
 }
+
+# Devices `vmm run --device ...,driver=vfio-pci` gave to vfio-pci: claimed for it before our
+# driver loads, so rangefault never binds them (driver_override admits only vfio-pci).
+for bdf in $vfio_pci; do
+    dev="/sys/bus/pci/devices/$bdf"
+    if ! { echo vfio-pci > "$dev/driver_override" &&
+        echo "$bdf" > /sys/bus/pci/drivers_probe &&
+        [ "$(basename "$(readlink "$dev/driver")")" = vfio-pci ]; }; then
+        echo "RANGEFAULT-ERROR cannot bind $bdf to vfio-pci"
+        finish 3
+    fi
+    echo "rangefault-init: $bdf bound to vfio-pci (iommu group $(basename "$(readlink "$dev/iommu_group")"))"
+done
 
 if ! insmod /lib/modules/rangefault.ko; then
     echo "RANGEFAULT-ERROR insmod rangefault.ko failed"

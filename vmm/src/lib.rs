@@ -3,6 +3,7 @@
 //! over [`run`]; [`hostvirt`] says which engine this host can boot Linux
 //! with (the boot tests ask it too).
 
+mod device_spec;
 mod engine;
 mod fault_trace;
 mod guest_console;

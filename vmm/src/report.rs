@@ -15,8 +15,10 @@ pub struct Report {
     pub engine: String,
     pub engine_reason: String,
     pub versions: Versions,
-    /// The device as configured on the host.
+    /// The device the scenarios drove (the first one rangefault takes), as configured on the host.
     pub device: DeviceReport,
+    /// Every device of the run (`--device`), in slot order, with the guest driver it was for.
+    pub devices: Vec<DeviceEntry>,
     /// What the guest driver reported when it bound (sizes in bytes).
     pub guest_driver: Option<GuestDriverView>,
     pub scenario: String,
@@ -61,6 +63,17 @@ pub struct DeviceReport {
     pub page_size: u64,
     /// What the device model counted itself: config and BAR0 accesses,
     /// the bad ones among them, self-tests run.
+    pub accesses: DeviceStats,
+}
+
+/// One device of the run.
+#[derive(Debug, Serialize)]
+pub struct DeviceEntry {
+    pub bdf: String,
+    pub vram_size: u64,
+    pub page_size: u64,
+    /// The guest driver the device was given to (`rangefault`, `vfio-pci`).
+    pub driver: &'static str,
     pub accesses: DeviceStats,
 }
 

@@ -2,6 +2,7 @@
 
 use device_model::{abi, DeviceConfig};
 
+use crate::device_spec::GuestDriver;
 use crate::size::format_size;
 
 /// Human-readable vendor/device/class names from the PCI ID database, where
@@ -21,8 +22,8 @@ fn names() -> (String, String, String) {
     (vendor, device, class_name)
 }
 
-/// Lines describing the device at `bdf`.
-pub fn describe(bdf: &str, config: &DeviceConfig) -> Vec<String> {
+/// Lines describing the device at `bdf`, which `driver` takes in the guest.
+pub fn describe(bdf: &str, config: &DeviceConfig, driver: GuestDriver) -> Vec<String> {
     let (vendor, device, class) = names();
     vec![
         format!(
@@ -43,5 +44,6 @@ pub fn describe(bdf: &str, config: &DeviceConfig) -> Vec<String> {
             format_size(config.vram_size),
             format_size(config.page_size)
         ),
+        format!("    guest driver: {}", driver.name()),
     ]
 }

@@ -114,3 +114,32 @@ fn options_an_engine_cannot_honour_are_refused_before_anything_starts() {
         &["--trace", "/nonexistent-dir is not a directory"],
     );
 }
+
+#[test]
+fn bad_devices_are_refused_before_anything_starts() {
+    assert_rejected(
+        &["run", "--device", "vram=1G,colour=red"],
+        &["--device", "unknown key 'colour'"],
+    );
+    assert_rejected(
+        &["run", "--device", "vram=1G", "--vram", "2G"],
+        &["--device", "cannot be used with"],
+    );
+    let nine: Vec<&str> = ["run"]
+        .into_iter()
+        .chain(std::iter::repeat_n(["--device", "vram=64M"], 9).flatten())
+        .collect();
+    assert_rejected(&nine, &["--device given 9 times; at most 8"]);
+    assert_rejected(
+        &[
+            "run",
+            "--engine",
+            "kvm",
+            "--device",
+            "vram=64M",
+            "--device",
+            "vram=64M,driver=vfio-pci",
+        ],
+        &["engine kvm runs one device", "--engine qemu"],
+    );
+}

@@ -16,6 +16,19 @@ pub struct PciFunction {
 impl PciFunction {
     /// The first function with our vendor and device ID.
     pub fn find() -> Result<Self, ProbeError> {
+        Self::all()?.into_iter().next().ok_or(ProbeError::NoDevice)
+    }
+
+    /// The first of our functions that `driver` is bound to.
+    pub fn find_bound(driver: &str) -> Result<Self, ProbeError> {
+        Self::all()?
+            .into_iter()
+            .find(|f| f.driver().as_deref() == Some(driver))
+            .ok_or(ProbeError::NoDevice)
+    }
+
+    /// Every function with our vendor and device ID, in bus order.
+    pub fn all() -> Result<Vec<Self>, ProbeError> {
         let root = Path::new("/sys/bus/pci/devices");
         let mut entries: Vec<_> = fs::read_dir(root)
             .map_err(|e| ProbeError::io(root, e))?
@@ -23,19 +36,21 @@ impl PciFunction {
             .map(|e| e.path())
             .collect();
         entries.sort();
-        for path in entries {
-            let id = |name: &str| read_hex(&path.join(name)).ok();
-            if id("vendor") == Some(u64::from(abi::VENDOR_ID))
-                && id("device") == Some(u64::from(abi::DEVICE_ID))
-            {
+        Ok(entries
+            .into_iter()
+            .filter(|path| {
+                let id = |name: &str| read_hex(&path.join(name)).ok();
+                id("vendor") == Some(u64::from(abi::VENDOR_ID))
+                    && id("device") == Some(u64::from(abi::DEVICE_ID))
+            })
+            .map(|path| {
                 let bdf = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                return Ok(Self { path, bdf });
-            }
-        }
-        Err(ProbeError::NoDevice)
+                Self { path, bdf }
+            })
+            .collect())
     }
 
     /// Name of the bound driver, if any.

@@ -235,6 +235,21 @@ impl Device {
         Ok(args.into())
     }
 
+    /// Like [`Self::check`] with the current strategy, but pages not mapped yet pass: for a
+    /// mapping touched only here and there. Those mapped must still be where and how big they
+    /// should be.
+    pub fn check_mapped_pages(&self, va: usize, len: usize) -> Result<HostCheck, ProbeError> {
+        let mut args = CheckArgs {
+            va: va as u64,
+            len: len as u64,
+            strategy: CHECK_CURRENT_STRATEGY,
+            require_present: 0,
+            ..CheckArgs::default()
+        };
+        self.ioctl(CHECK, &mut args)?;
+        Ok(args.into())
+    }
+
     /// Raw ioctl for tests of bad requests; returns errno on failure.
     pub fn raw_ioctl(&self, request: u32, arg: usize) -> Result<(), i32> {
         // SAFETY: the kernel validates `arg` as a user pointer; a bad one gives EFAULT.

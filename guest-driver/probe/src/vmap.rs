@@ -4,10 +4,17 @@
 //! entries could never fit. We reserve a PROT_NONE area big enough, then map the device with
 //! MAP_FIXED at an aligned address inside it (plus an optional deliberate misalignment).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use crate::uapi::Device;
 use crate::ProbeError;
+
+/// Where a mapping goes: at a VA that is `align`-aligned plus `misalign` bytes.
+#[derive(Clone, Copy)]
+pub struct Placement {
+    pub align: usize,
+    pub misalign: usize,
+}
 
 /// A shared mapping of VRAM `[offset, offset + len)`.
 pub struct DeviceMapping {
@@ -34,6 +41,20 @@ impl DeviceMapping {
         align: usize,
         misalign: usize,
     ) -> Result<Self, ProbeError> {
+        let at = Placement { align, misalign };
+        Self::of_file(device.file.as_fd(), "/dev/rangefault0", offset, len, at)
+    }
+
+    /// Maps `len` bytes of `file` (what `name` opened) from `file_offset` on, placed as `at` says:
+    /// the other BAR2 mappings the benchmark compares with (a vfio device, sysfs `resource2_wc`).
+    pub fn of_file(
+        file: BorrowedFd<'_>,
+        name: &str,
+        file_offset: u64,
+        len: usize,
+        at: Placement,
+    ) -> Result<Self, ProbeError> {
+        let Placement { align, misalign } = at;
         let reserve_len = len + align + misalign;
         // SAFETY: a fresh anonymous PROT_NONE reservation; no existing memory is affected.
         let reserved = unsafe {
@@ -58,12 +79,12 @@ impl DeviceMapping {
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_FIXED,
-                device.file.as_raw_fd(),
-                offset as libc::off_t,
+                file.as_raw_fd(),
+                file_offset as libc::off_t,
             )
         };
         if ptr == libc::MAP_FAILED {
-            let error = os_error("mmap /dev/rangefault0");
+            let error = os_error(&format!("mmap {name}"));
             // SAFETY: unmapping our own reservation.
             unsafe { libc::munmap(reserved, reserve_len) };
             return Err(error);
@@ -71,7 +92,7 @@ impl DeviceMapping {
         Ok(Self {
             ptr: ptr.cast(),
             len,
-            offset,
+            offset: file_offset,
             reserved: (reserved.cast(), reserve_len),
         })
     }

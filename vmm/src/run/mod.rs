@@ -25,6 +25,7 @@ use clap::Args;
 
 use device_model::{DeviceConfig, RangefaultDevice};
 
+use crate::device_spec::{self, DeviceSpec, GuestDriver, MAX_DEVICES};
 use crate::engine::{self, kvm, qemu, Engine, EngineChoice, GuestLaunch};
 use crate::guest_files;
 use crate::hostvirt::HostVirt;
@@ -67,6 +68,11 @@ pub struct RunArgs {
     /// The device's preferred page size, a power of two in 4K ..= 1G.
     #[arg(long = "page-size", default_value = "2M", value_parser = power_of_two_in(DeviceConfig::MIN_PAGE, DeviceConfig::MAX_PAGE))]
     page_size: u64,
+    /// A device instance instead of --vram/--page-size, repeatable (up to 8, slots 00:03.0 on):
+    /// `vram=SIZE,page-size=SIZE[,driver=rangefault|vfio-pci]`. A `vfio-pci` device is bound to
+    /// vfio-pci in the guest, which then gets a virtual IOMMU (engine qemu).
+    #[arg(long = "device", value_name = "SPEC", value_parser = device_spec::parse_device, conflicts_with_all = ["vram", "page_size"])]
+    devices: Vec<DeviceSpec>,
     /// Guest vCPUs, 1 ..= 16.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
     cpus: u8,
@@ -129,17 +135,31 @@ pub fn main(args: RunArgs) -> ExitCode {
     if stale > 0 {
         eprintln!("vmm: removed {stale} temporary directories of vmm runs that were killed");
     }
-    let config = match DeviceConfig::new(args.vram, args.page_size) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!(
-                "error: --vram {} / --page-size {}: {e}",
-                format_size(args.vram),
-                format_size(args.page_size)
-            );
-            return ExitCode::from(exit_status::EXIT_USAGE);
+    let specs = if args.devices.is_empty() {
+        match DeviceConfig::new(args.vram, args.page_size) {
+            Ok(config) => vec![DeviceSpec {
+                config,
+                driver: GuestDriver::Rangefault,
+            }],
+            Err(e) => {
+                eprintln!(
+                    "error: --vram {} / --page-size {}: {e}",
+                    format_size(args.vram),
+                    format_size(args.page_size)
+                );
+                return ExitCode::from(exit_status::EXIT_USAGE);
+            }
         }
+    } else {
+        args.devices.clone()
     };
+    if specs.len() > MAX_DEVICES {
+        eprintln!(
+            "error: --device given {} times; at most {MAX_DEVICES}",
+            specs.len()
+        );
+        return ExitCode::from(exit_status::EXIT_USAGE);
+    }
     let host = HostVirt::detect();
     let (engine, reason) = match engine::choose(args.engine, &host) {
         Ok(choice) => choice,
@@ -148,6 +168,19 @@ pub fn main(args: RunArgs) -> ExitCode {
             return ExitCode::from(exit_status::EXIT_USAGE);
         }
     };
+    if engine != Engine::Qemu
+        && (specs.len() > 1 || specs.iter().any(|d| d.driver != GuestDriver::Rangefault))
+    {
+        eprintln!(
+            "error: engine {} runs one device, driven by rangefault; more devices, or vfio-pci (which needs the virtual IOMMU of QEMU's q35), need --engine qemu",
+            engine.name()
+        );
+        return ExitCode::from(exit_status::EXIT_USAGE);
+    }
+    if engine == Engine::KvmNested && !args.devices.is_empty() {
+        eprintln!("error: --engine kvm-nested takes --vram and --page-size, not --device");
+        return ExitCode::from(exit_status::EXIT_USAGE);
+    }
     if args.icount && engine != Engine::Qemu {
         eprintln!("error: --icount needs --engine qemu (KVM runs the guest on the real CPU)");
         return ExitCode::from(exit_status::EXIT_USAGE);
@@ -166,7 +199,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         return ExitCode::from(exit_status::EXIT_USAGE);
     }
     eprintln!("vmm: engine {} ({reason})", engine.name());
-    let code = match run(&args, config, engine, reason) {
+    let code = match run(&args, &specs, engine, reason) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -183,7 +216,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     }
 }
 
-fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> Result<ExitCode> {
+fn run(args: &RunArgs, specs: &[DeviceSpec], engine: Engine, reason: String) -> Result<ExitCode> {
     anyhow::ensure!(
         args.record_device_io.is_none() || engine == Engine::Qemu,
         "--record-device-io records vfio-user, which only engine qemu speaks"
@@ -193,36 +226,62 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         return nested::run(args, &image, reason);
     }
 
-    let bdf = format!("0000:00:{:02x}.0", qemu::PCI_SLOT);
+    let bdfs: Vec<String> = (0..specs.len()).map(qemu::bdf).collect();
     println!("PCI topology exposed to the guest:");
-    for line in topology::describe(&bdf, &config) {
-        println!("  {line}");
+    for (spec, bdf) in specs.iter().zip(&bdfs) {
+        for line in topology::describe(bdf, &spec.config, spec.driver) {
+            println!("  {line}");
+        }
     }
+    // The report's `device` (and its host checks) is the first one rangefault drives: the one
+    // the scenarios open as /dev/rangefault0.
+    let primary = specs
+        .iter()
+        .position(|d| d.driver == GuestDriver::Rangefault)
+        .unwrap_or(0);
+    let config = specs[primary].config;
+    let vfio_bdfs: Vec<String> = specs
+        .iter()
+        .zip(&bdfs)
+        .filter(|(spec, _)| spec.driver == GuestDriver::VfioPci)
+        .map(|(_, bdf)| bdf.clone())
+        .collect();
     let trace_dir = match &args.trace {
         Some(_) => Some(scratch::dir("trace")?),
         None => None,
     };
+    let mut cmdline = cmdline::kernel_cmdline(args, trace_dir.is_some())?;
+    if let Some(vfio) = device_spec::vfio_cmdline(&vfio_bdfs) {
+        cmdline = format!("{cmdline} {vfio}");
+    }
     let launch = GuestLaunch {
         kernel: image.kernel.clone(),
         initramfs: image.initramfs.clone(),
-        cmdline: cmdline::kernel_cmdline(args, trace_dir.is_some())?,
+        cmdline,
         memory: args.memory,
         cpus: args.cpus,
         timeout: Duration::from_secs(args.timeout),
         second_serial: trace_dir.as_ref().map(|dir| dir.path().join("trace.gz")),
         icount: args.icount,
     };
-    let device = RangefaultDevice::new(config).context("cannot create the device")?;
-    let device = Arc::new(Mutex::new(device));
-    // The engine takes the device; keep a handle to read its host checks after.
+    let devices = specs
+        .iter()
+        .map(|spec| {
+            RangefaultDevice::new(spec.config)
+                .map(|d| Arc::new(Mutex::new(d)))
+                .context("cannot create the device")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The engine takes the devices; keep handles to read their host checks after.
     let outcome = match engine {
         Engine::Qemu => qemu::run(
             image.image.qemu()?,
             &launch,
-            Arc::clone(&device),
+            &devices,
+            !vfio_bdfs.is_empty(),
             args.record_device_io.as_deref(),
         )?,
-        Engine::Kvm => kvm::run(&launch, Arc::clone(&device))?,
+        Engine::Kvm => kvm::run(&launch, Arc::clone(&devices[0]))?,
         Engine::KvmNested => anyhow::bail!("kvm-nested runs through nested::run"),
     };
 
@@ -234,8 +293,14 @@ fn run(args: &RunArgs, config: DeviceConfig, engine: Engine, reason: String) -> 
         engine,
         engine_reason: reason,
         image: &image.image,
-        bdf,
-        device: &device,
+        bdf: bdfs[primary].clone(),
+        device: &devices[primary],
+        devices: specs
+            .iter()
+            .zip(&bdfs)
+            .zip(&devices)
+            .map(|((spec, bdf), device)| (*spec, bdf.clone(), device.as_ref()))
+            .collect(),
     };
     let report = report::build(inputs, &outcome, verdict, trace.report);
     report::write(args.report.as_deref(), &report)?;

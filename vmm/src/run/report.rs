@@ -12,10 +12,13 @@ use serde::Serialize;
 use super::trace;
 use super::verdict::Verdict;
 use super::RunArgs;
+use crate::device_spec::DeviceSpec;
 use crate::engine::{Engine, GuestRun};
 use crate::fault_trace::TraceReport;
 use crate::images::GuestImage;
-use crate::report::{DeviceReport, GuestDriverView, HostChecks, Report, Timing, Versions};
+use crate::report::{
+    DeviceEntry, DeviceReport, GuestDriverView, HostChecks, Report, Timing, Versions,
+};
 use crate::size::format_size;
 
 /// What the report is made of, besides the run itself.
@@ -26,8 +29,10 @@ pub struct ReportInputs<'a> {
     pub engine_reason: String,
     pub image: &'a GuestImage,
     pub bdf: String,
-    /// The device the engine ran, for its host-check records.
+    /// The device the scenarios drove, for its host-check records.
     pub device: &'a Mutex<RangefaultDevice>,
+    /// Every device of the run, with its bdf.
+    pub devices: Vec<(DeviceSpec, String, &'a Mutex<RangefaultDevice>)>,
 }
 
 pub fn build(
@@ -44,6 +49,7 @@ pub fn build(
         image,
         bdf,
         device,
+        devices,
     } = inputs;
     // Poisoned only if an engine thread panicked; the counts are whole. Read
     // apart: a guard taken inside the literal below would live to its end.
@@ -73,6 +79,16 @@ pub fn build(
             page_size: config.page_size,
             accesses,
         },
+        devices: devices
+            .into_iter()
+            .map(|(spec, bdf, device)| DeviceEntry {
+                bdf,
+                vram_size: spec.config.vram_size,
+                page_size: spec.config.page_size,
+                driver: spec.driver.name(),
+                accesses: device.lock().unwrap_or_else(|e| e.into_inner()).stats(),
+            })
+            .collect(),
         guest_driver: console.bound_line.as_ref().map(|line| GuestDriverView {
             line: line.clone(),
             vram_size: number("vram"),
@@ -213,6 +229,14 @@ mod tests {
             image: &image,
             bdf: "0000:00:03.0".into(),
             device: &device,
+            devices: vec![(
+                DeviceSpec {
+                    config,
+                    driver: crate::device_spec::GuestDriver::VfioPci,
+                },
+                "0000:00:04.0".into(),
+                &device,
+            )],
         };
         let outcome = run(Some(0));
         let verdict = Verdict::of(&outcome, Vec::new());
@@ -225,6 +249,9 @@ mod tests {
         assert_eq!(accesses["config_reads"], 1, "{json:#}");
         assert_eq!(accesses["bad_accesses"], 1, "{json:#}");
         assert_eq!(json["engine"], "kvm");
+        assert_eq!(json["devices"][0]["driver"], "vfio-pci");
+        assert_eq!(json["devices"][0]["bdf"], "0000:00:04.0");
+        assert_eq!(json["devices"][0]["accesses"]["reg_reads"], 1);
         assert_eq!(json["guest_exit_code"], 0);
     }
 }
