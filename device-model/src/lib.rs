@@ -14,6 +14,7 @@
 pub use rangefault_abi as abi;
 mod config;
 pub mod host_check;
+pub mod metrics;
 mod msix;
 mod pci_config;
 pub mod ratelimit;

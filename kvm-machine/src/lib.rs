@@ -36,6 +36,5 @@ pub use platform::RANGEFAULT_SLOT;
 pub use run_control::EndReason;
 pub use vm::{RunOutcome, Vm, VmConfig};
 pub use {
-    boot_cpu::StartMode, counters::CounterSnapshot, serial::ConsoleOut, vm::MsixRaiser,
-    vm::VmStopper,
+    boot_cpu::StartMode, counters::Counters, serial::ConsoleOut, vm::MsixRaiser, vm::VmStopper,
 };

@@ -151,7 +151,7 @@ impl Platform {
     }
 
     fn unclaimed_port(&self, what: &str, port: u16, len: usize) {
-        Counters::bump(&self.counters.unclaimed_accesses);
+        self.counters.unclaimed_accesses.inc();
         if QUIET_PORTS
             .iter()
             .any(|&(first, last)| (first..=last).contains(&port))
@@ -163,7 +163,7 @@ impl Platform {
     }
 
     fn unclaimed_mmio(&self, what: &str, addr: u64, len: usize) {
-        Counters::bump(&self.counters.unclaimed_accesses);
+        self.counters.unclaimed_accesses.inc();
         self.odd
             .warn(|| format!("guest {what} of {len} bytes at unclaimed MMIO address {addr:#x}"));
     }

@@ -81,7 +81,7 @@ impl RangefaultFunction {
     }
 
     pub fn config_read(&self, offset: u64, data: &mut [u8]) {
-        Counters::bump(&self.counters.config_accesses);
+        self.counters.boundary.config_accesses.inc();
         self.device().config_read(offset, data);
     }
 
@@ -89,7 +89,7 @@ impl RangefaultFunction {
     /// write changed BAR2, BAR0 or memory decode, and delivers MSI-X
     /// messages an unmask released.
     pub fn config_write(&self, offset: u64, data: &[u8]) {
-        Counters::bump(&self.counters.config_accesses);
+        self.counters.boundary.config_accesses.inc();
         let messages = {
             let mut device = self.device();
             device.config_write(offset, data);
@@ -106,12 +106,12 @@ impl RangefaultFunction {
         let mut device = self.device();
         match route(&device, addr) {
             Some(Bar::Regs(offset)) => {
-                Counters::bump(&self.counters.register_accesses);
+                self.counters.boundary.register_accesses.inc();
                 device.regs_read(offset, data);
                 true
             }
             Some(Bar::Vram(offset)) => {
-                Counters::bump(&self.counters.vram_trapped_accesses);
+                self.counters.boundary.vram_trapped_accesses.inc();
                 if device.vram().read_at(offset, data).is_err() {
                     data.fill(0xff);
                 }
@@ -127,7 +127,7 @@ impl RangefaultFunction {
             let mut device = self.device();
             match route(&device, addr) {
                 Some(Bar::Regs(offset)) => {
-                    Counters::bump(&self.counters.register_accesses);
+                    self.counters.boundary.register_accesses.inc();
                     // Under the device lock, so no other vCPU's write can
                     // ring in between and see this CR3 and PAT.
                     let rings = rings_check_doorbell(offset, data.len());
@@ -141,7 +141,7 @@ impl RangefaultFunction {
                     device.take_msix_deliverable()
                 }
                 Some(Bar::Vram(offset)) => {
-                    Counters::bump(&self.counters.vram_trapped_accesses);
+                    self.counters.boundary.vram_trapped_accesses.inc();
                     // In bounds by construction of `route`; nothing to do
                     // about a failure the guest could not cause anyway.
                     let _ = device.vram().write_at(offset, data);
@@ -158,7 +158,7 @@ impl RangefaultFunction {
     /// memory types); a value KVM cannot give is `None`, and the check runs
     /// without the cross-check or with the driver's PAT.
     fn cpu_state_of(&self, vcpu: &ExitingVcpu<'_>) -> CpuState {
-        Counters::bump(&self.counters.cr3_reads);
+        self.counters.cr3_reads.inc();
         let cr3 = vcpu.cr3().inspect_err(|e| {
             self.odd.warn(|| {
                 format!(
@@ -167,7 +167,7 @@ impl RangefaultFunction {
                 )
             })
         });
-        Counters::bump(&self.counters.pat_reads);
+        self.counters.pat_reads.inc();
         let pat = vcpu.pat().inspect_err(|e| {
             self.odd.warn(|| {
                 format!(
@@ -250,7 +250,7 @@ impl RangefaultFunction {
         }
         match slot.slot.place(wanted) {
             Ok(()) => {
-                Counters::bump(&self.counters.vram_slot_changes);
+                self.counters.vram_slot_changes.inc();
                 match wanted {
                     Some(at) => tracing::debug!("kvm: VRAM memslot at {at:#x}"),
                     None => tracing::debug!("kvm: VRAM memslot removed"),
@@ -286,7 +286,7 @@ impl RangefaultFunction {
         }
         for (vector, message) in messages {
             match self.msi.send(message) {
-                Ok(true) => Counters::bump(&self.counters.msis_delivered),
+                Ok(true) => self.counters.msis_delivered.inc(),
                 Ok(false) => self.odd.warn(|| {
                     format!(
                         "MSI-X vector {vector} ({:#x} <- {:#x}) was not accepted by any LAPIC",

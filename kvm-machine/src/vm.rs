@@ -15,7 +15,7 @@ use vm_memory::{Bytes, GuestAddress};
 use device_model::RangefaultDevice;
 
 use super::boot_cpu::{self, StartMode};
-use super::counters::{CounterSnapshot, Counters};
+use super::counters::Counters;
 use super::cpuid::{self, VcpuTopology};
 use super::guest_access::{DoorbellCpu, KvmGuestAccess};
 use super::guest_ram::{self, GuestRam};
@@ -47,7 +47,7 @@ pub struct VmConfig {
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub reason: EndReason,
-    pub counters: CounterSnapshot,
+    pub counters: Arc<Counters>,
     pub wall: Duration,
 }
 
@@ -245,7 +245,7 @@ impl Vm {
         }
         Ok(RunOutcome {
             reason,
-            counters: self.counters.snapshot(),
+            counters: Arc::clone(&self.counters),
             wall: started.elapsed(),
         })
     }
@@ -276,8 +276,8 @@ impl Vm {
         self.platform.rangefault().vram_mapped_at()
     }
 
-    pub fn counters(&self) -> CounterSnapshot {
-        self.counters.snapshot()
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// A handle to raise the device's MSI-X vectors while the VM runs.

@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,7 +84,7 @@ fn start_recording<B: ServerBackend>(
         stall_timeout: Duration::from_millis(300),
         record,
         ..GuardOptions::new(move || {
-            guard_stats.rejected.fetch_add(1, Ordering::Relaxed);
+            guard_stats.rejected.inc();
         })
     };
     let server = GuardedServer::start(
@@ -195,7 +194,7 @@ impl Harness {
     }
 
     fn rejected(&self) -> u64 {
-        self.stats.snapshot().rejected
+        self.stats.rejected.get()
     }
 
     /// Closes the client's end and returns the guard's final report.

@@ -1,10 +1,14 @@
 //! What a guest run leaves behind, in the same shape for every engine, so
 //! `run.rs` and the report need not know which one ran.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use device_model::metrics::BoundaryCounters;
 
 use serde::Serialize;
 
+use super::vfio_server::ServerStats;
 use crate::guest_console::GuestConsole;
 
 /// How a guest run went, whichever engine ran it.
@@ -23,45 +27,24 @@ pub struct GuestRun {
     pub wall: Duration,
 }
 
-/// Device-boundary counters for the report's `host`: the ones both engines
-/// have, then the engine's own (flattened into the same object).
-#[derive(Debug, Clone, Serialize)]
-pub struct HostCounters {
-    pub config_accesses: u64,
-    pub register_accesses: u64,
-    /// VRAM accesses that reached the VMM instead of going straight to the
-    /// memfd; a healthy run has none.
-    pub vram_trapped_accesses: u64,
-    #[serde(flatten)]
-    pub engine: EngineCounters,
-}
-
+/// Device-boundary counters for the report's `host`: the ones both engines have, then the
+/// engine's own (flattened into the same object). The engine's counters themselves, shared
+/// with the threads that bumped them; they serialize as their values.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum EngineCounters {
-    VfioUser(VfioUserCounters),
-    Kvm(KvmCounters),
+pub enum HostCounters {
+    VfioUser(Arc<ServerStats>),
+    Kvm(Arc<kvm_machine::Counters>),
 }
 
-/// What the QEMU engine's vfio-user server counted.
-#[derive(Debug, Clone, Serialize)]
-pub struct VfioUserCounters {
-    pub dma_maps: u64,
-    pub dma_unmaps: u64,
-    pub irq_updates: u64,
-    pub rejected: u64,
-}
-
-/// What the KVM engine counted.
-#[derive(Debug, Clone, Serialize)]
-pub struct KvmCounters {
-    /// Times BAR2's memslot was added, moved or removed.
-    pub vram_slot_changes: u64,
-    pub msis_delivered: u64,
-    /// Port or MMIO accesses no device decodes.
-    pub unclaimed_accesses: u64,
-    /// CR3s read for the page-table check's cross-check.
-    pub cr3_reads: u64,
+impl HostCounters {
+    /// The counts both engines keep.
+    pub fn boundary(&self) -> &BoundaryCounters {
+        match self {
+            HostCounters::VfioUser(stats) => &stats.boundary,
+            HostCounters::Kvm(counters) => &counters.boundary,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -70,38 +53,25 @@ mod tests {
 
     #[test]
     fn host_counters_flatten_the_engines_own() {
-        let kvm = HostCounters {
-            config_accesses: 1,
-            register_accesses: 2,
-            vram_trapped_accesses: 0,
-            engine: EngineCounters::Kvm(KvmCounters {
-                vram_slot_changes: 3,
-                msis_delivered: 4,
-                unclaimed_accesses: 5,
-                cr3_reads: 6,
-            }),
-        };
-        let json = serde_json::to_value(&kvm).unwrap();
+        let kvm = kvm_machine::Counters::default();
+        kvm.boundary.register_accesses.inc();
+        kvm.cr3_reads.inc();
+        let json = serde_json::to_value(HostCounters::Kvm(Arc::new(kvm))).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
-                "config_accesses": 1, "register_accesses": 2, "vram_trapped_accesses": 0,
-                "vram_slot_changes": 3, "msis_delivered": 4, "unclaimed_accesses": 5,
-                "cr3_reads": 6,
+                "config_accesses": 0, "register_accesses": 1, "vram_trapped_accesses": 0,
+                "vram_slot_changes": 0, "msis_delivered": 0, "unclaimed_accesses": 0,
+                "cr3_reads": 1, "pat_reads": 0,
             })
         );
-        let qemu = HostCounters {
-            engine: EngineCounters::VfioUser(VfioUserCounters {
-                dma_maps: 7,
-                dma_unmaps: 8,
-                irq_updates: 9,
-                rejected: 10,
-            }),
-            ..kvm
-        };
+        let qemu = ServerStats::default();
+        qemu.rejected.inc();
+        let qemu = HostCounters::VfioUser(Arc::new(qemu));
         let json = serde_json::to_value(&qemu).unwrap();
-        assert_eq!(json["dma_maps"], 7);
-        assert_eq!(json["rejected"], 10);
+        assert_eq!(json["rejected"], 1);
+        assert_eq!(json["config_accesses"], 0);
         assert!(json.get("msis_delivered").is_none());
+        assert_eq!(qemu.boundary().vram_trapped_accesses.get(), 0);
     }
 }

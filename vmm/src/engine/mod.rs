@@ -7,7 +7,7 @@ pub mod nested_report;
 pub mod qemu;
 pub mod vfio_server;
 
-pub use guest_run::{EngineCounters, GuestRun, HostCounters, KvmCounters, VfioUserCounters};
+pub use guest_run::{GuestRun, HostCounters};
 
 use std::path::PathBuf;
 use std::time::Duration;

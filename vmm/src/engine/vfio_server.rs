@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
@@ -21,6 +20,7 @@ use vfio_bindings::bindings::vfio::{
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion, SparseArea};
 
+use device_model::metrics::{BoundaryCounters, Counter};
 use device_model::{abi, RangefaultDevice};
 
 use crate::guest_ram::DmaRam;
@@ -28,48 +28,17 @@ use crate::guest_ram::DmaRam;
 /// PCI config space size we expose (conventional, no extended space).
 const CONFIG_SPACE_SIZE: u64 = 256;
 
-/// Counters of what crossed the socket.
-#[derive(Debug, Default)]
+/// Counters of what crossed the socket; the report serializes them as they are.
+#[derive(Debug, Default, Serialize)]
 pub struct ServerStats {
-    pub config_accesses: AtomicU64,
-    pub register_accesses: AtomicU64,
-    /// VRAM reads/writes that trapped instead of going through the mapping.
-    pub vram_trapped_accesses: AtomicU64,
-    pub dma_maps: AtomicU64,
-    pub dma_unmaps: AtomicU64,
-    pub irq_updates: AtomicU64,
-    pub rejected: AtomicU64,
-}
-
-/// A snapshot of [`ServerStats`] for the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerStatsSnapshot {
-    pub config_accesses: u64,
-    pub register_accesses: u64,
-    pub vram_trapped_accesses: u64,
-    pub dma_maps: u64,
-    pub dma_unmaps: u64,
-    pub irq_updates: u64,
-    pub rejected: u64,
-}
-
-impl ServerStats {
-    pub fn snapshot(&self) -> ServerStatsSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ServerStatsSnapshot {
-            config_accesses: get(&self.config_accesses),
-            register_accesses: get(&self.register_accesses),
-            vram_trapped_accesses: get(&self.vram_trapped_accesses),
-            dma_maps: get(&self.dma_maps),
-            dma_unmaps: get(&self.dma_unmaps),
-            irq_updates: get(&self.irq_updates),
-            rejected: get(&self.rejected),
-        }
-    }
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+    /// Config, BAR0 and trapped VRAM accesses (VRAM reads/writes that came over the socket
+    /// instead of through the mapping).
+    #[serde(flatten)]
+    pub boundary: BoundaryCounters,
+    pub dma_maps: Counter,
+    pub dma_unmaps: Counter,
+    pub irq_updates: Counter,
+    pub rejected: Counter,
 }
 
 /// The device seen through vfio-user.
@@ -145,7 +114,7 @@ impl DeviceServer {
     }
 
     fn reject(&self, what: String) -> std::io::Error {
-        bump(&self.stats.rejected);
+        self.stats.rejected.inc();
         tracing::warn!("vfio-user: rejected {what}");
         std::io::Error::new(std::io::ErrorKind::InvalidInput, what)
     }
@@ -231,15 +200,15 @@ impl ServerBackend for DeviceServer {
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> std::io::Result<()> {
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => {
-                bump(&self.stats.config_accesses);
+                self.stats.boundary.config_accesses.inc();
                 self.device().config_read(offset, data);
             }
             VFIO_PCI_BAR0_REGION_INDEX => {
-                bump(&self.stats.register_accesses);
+                self.stats.boundary.register_accesses.inc();
                 self.device().regs_read(offset, data);
             }
             VFIO_PCI_BAR2_REGION_INDEX => {
-                bump(&self.stats.vram_trapped_accesses);
+                self.stats.boundary.vram_trapped_accesses.inc();
                 let device = self.device();
                 if device.vram().read_at(offset, data).is_err() {
                     drop(device);
@@ -261,15 +230,15 @@ impl ServerBackend for DeviceServer {
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> std::io::Result<()> {
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => {
-                bump(&self.stats.config_accesses);
+                self.stats.boundary.config_accesses.inc();
                 self.device().config_write(offset, data);
             }
             VFIO_PCI_BAR0_REGION_INDEX => {
-                bump(&self.stats.register_accesses);
+                self.stats.boundary.register_accesses.inc();
                 self.device().regs_write(offset, data);
             }
             VFIO_PCI_BAR2_REGION_INDEX => {
-                bump(&self.stats.vram_trapped_accesses);
+                self.stats.boundary.vram_trapped_accesses.inc();
                 let device = self.device();
                 if device.vram().write_at(offset, data).is_err() {
                     drop(device);
@@ -300,7 +269,7 @@ impl ServerBackend for DeviceServer {
         // device's own BARs (without one). A map never fails towards QEMU:
         // what cannot serve as guest RAM only leaves the page-table check
         // blind there (its walk errors name the RAM it knew).
-        bump(&self.stats.dma_maps);
+        self.stats.dma_maps.inc();
         let Some(file) = fd else {
             tracing::debug!("vfio-user: DMA map {address:#x}+{size:#x} (no fd, not guest RAM)");
             // Whatever RAM was mapped there before is not there any more.
@@ -320,7 +289,7 @@ impl ServerBackend for DeviceServer {
     }
 
     fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> std::io::Result<()> {
-        bump(&self.stats.dma_unmaps);
+        self.stats.dma_unmaps.inc();
         if flags.contains(DmaUnmapFlags::UNMAP_ALL) {
             tracing::debug!("vfio-user: DMA unmap all");
             self.dma_ram.unmap_all();
@@ -347,7 +316,7 @@ impl ServerBackend for DeviceServer {
         count: u32,
         fds: Vec<File>,
     ) -> std::io::Result<()> {
-        bump(&self.stats.irq_updates);
+        self.stats.irq_updates.inc();
         if index == VFIO_PCI_ERR_IRQ_INDEX {
             return self.set_err_irq(flags, start, count, fds);
         }
@@ -790,7 +759,7 @@ mod tests {
             .set_irqs(VFIO_PCI_ERR_IRQ_INDEX, none, 0, 0, vec![])
             .unwrap();
         assert!(server.err_eventfd.is_none());
-        assert_eq!(stats.snapshot().rejected, 0);
+        assert_eq!(stats.rejected.get(), 0);
     }
 
     #[test]
@@ -837,6 +806,6 @@ mod tests {
             let none = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
             server.set_irqs(index, none, 0, 0, vec![]).unwrap();
         }
-        assert_eq!(stats.snapshot().rejected, n + 3);
+        assert_eq!(stats.rejected.get(), n + 3);
     }
 }

@@ -183,9 +183,9 @@ pub fn print_summary(report: &Report) {
     }
     println!(
         "trapped VRAM accesses: {} (register accesses {}, config accesses {})",
-        report.host.vram_trapped_accesses,
-        report.host.register_accesses,
-        report.host.config_accesses
+        report.host.boundary().vram_trapped_accesses.get(),
+        report.host.boundary().register_accesses.get(),
+        report.host.boundary().config_accesses.get()
     );
     for line in report
         .guest_errors

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::RunArgs;
-use crate::engine::{EngineCounters, GuestRun, HostCounters, KvmCounters};
+use crate::engine::{GuestRun, HostCounters};
 
 #[derive(Parser)]
 struct Cli {
@@ -22,17 +22,7 @@ pub fn args(argv: &[&str]) -> RunArgs {
 pub fn run(exit_code: Option<i32>) -> GuestRun {
     let mut outcome = GuestRun {
         console: Default::default(),
-        host: HostCounters {
-            config_accesses: 0,
-            register_accesses: 0,
-            vram_trapped_accesses: 0,
-            engine: EngineCounters::Kvm(KvmCounters {
-                vram_slot_changes: 0,
-                msis_delivered: 0,
-                unclaimed_accesses: 0,
-                cr3_reads: 0,
-            }),
-        },
+        host: HostCounters::Kvm(Default::default()),
         engine_error: None,
         engine_status: Some("guest reset".into()),
         engine_log: vec!["a".into(), "b".into(), "c".into(), "d".into()],

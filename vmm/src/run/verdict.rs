@@ -19,7 +19,7 @@ impl Verdict {
             && console.problems.is_empty()
             && console.errors.is_empty()
             && host_errors.is_empty()
-            && outcome.host.vram_trapped_accesses == 0
+            && outcome.host.boundary().vram_trapped_accesses.get() == 0
             && !outcome.timed_out;
         Verdict { host_errors, pass }
     }
@@ -67,8 +67,8 @@ mod tests {
 
     #[test]
     fn host_side_trouble_fails_a_passing_guest() {
-        let mut trapped = run(Some(0));
-        trapped.host.vram_trapped_accesses = 1;
+        let trapped = run(Some(0));
+        trapped.host.boundary().vram_trapped_accesses.inc();
         assert!(!Verdict::of(&trapped, Vec::new()).pass);
         let mut problem = run(Some(0));
         problem

@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use device_model::RangefaultDevice;
 use kvm_machine::{EndReason, RunOutcome, Vm, VmConfig};
 
-use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, KvmCounters};
+use super::{GuestLaunch, GuestRun, HostCounters};
 use crate::guest_console::GuestConsole;
 use crate::hostvirt::HostVirt;
 
@@ -168,29 +168,19 @@ pub fn run(launch: &GuestLaunch, device: Arc<Mutex<RangefaultDevice>>) -> Result
 
 /// The outcome in the shape run.rs reports for either engine.
 fn guest_run(console: GuestConsole, outcome: RunOutcome) -> GuestRun {
-    let c = outcome.counters;
+    let c = &outcome.counters;
     eprintln!(
         "vmm: kvm: {} (VRAM memslot changes {}, MSIs {}, unclaimed accesses {}, CR3 reads {}, PAT reads {})",
         outcome.reason,
-        c.vram_slot_changes,
-        c.msis_delivered,
-        c.unclaimed_accesses,
-        c.cr3_reads,
-        c.pat_reads
+        c.vram_slot_changes.get(),
+        c.msis_delivered.get(),
+        c.unclaimed_accesses.get(),
+        c.cr3_reads.get(),
+        c.pat_reads.get()
     );
     GuestRun {
         console,
-        host: HostCounters {
-            config_accesses: c.config_accesses,
-            register_accesses: c.register_accesses,
-            vram_trapped_accesses: c.vram_trapped_accesses,
-            engine: EngineCounters::Kvm(KvmCounters {
-                vram_slot_changes: c.vram_slot_changes,
-                msis_delivered: c.msis_delivered,
-                unclaimed_accesses: c.unclaimed_accesses,
-                cr3_reads: c.cr3_reads,
-            }),
-        },
+        host: HostCounters::Kvm(Arc::clone(c)),
         engine_error: outcome
             .reason
             .is_host_error()

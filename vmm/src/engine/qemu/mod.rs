@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,8 +15,8 @@ use vfio_user_guard::{GuardOptions, GuardedServer};
 
 use device_model::RangefaultDevice;
 
-use super::vfio_server::{self, DeviceServer, ServerStats, ServerStatsSnapshot};
-use super::{EngineCounters, GuestLaunch, GuestRun, HostCounters, VfioUserCounters};
+use super::vfio_server::{self, DeviceServer, ServerStats};
+use super::{GuestLaunch, GuestRun, HostCounters};
 use process::QemuMachine;
 
 /// PCI slot the first device gets on QEMU's root bus (00:03.0); the next ones follow.
@@ -106,7 +105,7 @@ pub fn run(
         let mut options = GuardOptions::new({
             let stats = stats.clone();
             move || {
-                stats.rejected.fetch_add(1, Ordering::Relaxed);
+                stats.rejected.inc();
             }
         });
         options.record = record_dir.map(|dir| recording(dir, index)).transpose()?;
@@ -141,7 +140,7 @@ pub fn run(
     Ok(GuestRun {
         console: watched.console,
         // The servers share one set of counters: the device boundary, all devices together.
-        host: host_counters(stats.snapshot()),
+        host: HostCounters::VfioUser(stats),
         // Set when a vfio-user server stopped on an error or a panic.
         engine_error: (!server_errors.is_empty()).then(|| server_errors.join("; ")),
         engine_status: watched.status.map(|s| format!("QEMU {s}")),
@@ -161,18 +160,4 @@ fn recording(dir: &Path, index: usize) -> Result<Box<dyn Write + Send>> {
     };
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(Box::new(BufWriter::new(file)))
-}
-
-fn host_counters(s: ServerStatsSnapshot) -> HostCounters {
-    HostCounters {
-        config_accesses: s.config_accesses,
-        register_accesses: s.register_accesses,
-        vram_trapped_accesses: s.vram_trapped_accesses,
-        engine: EngineCounters::VfioUser(VfioUserCounters {
-            dma_maps: s.dma_maps,
-            dma_unmaps: s.dma_unmaps,
-            irq_updates: s.irq_updates,
-            rejected: s.rejected,
-        }),
-    }
 }
