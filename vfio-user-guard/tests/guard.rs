@@ -668,3 +668,58 @@ fn the_recording_is_every_byte_the_client_sent() {
     assert_eq!(h.close(), None);
     assert_eq!(std::fs::read(recording.path()).unwrap(), sent);
 }
+
+/// QEMU killed mid-message: half a header, then nothing. The guard ends the session (no
+/// reply to wait for, no error to report: the client went away) and the device is untouched.
+#[test]
+fn a_client_killed_mid_message_ends_the_session_cleanly() {
+    let mut h = start();
+    h.version();
+    let header = Header {
+        message_id: 5,
+        command: DEVICE_GET_INFO,
+        message_size: (HEADER_SIZE + 16) as u32,
+        flags: 0,
+        error: 0,
+    };
+    (&h.client).write_all(&header.to_bytes()[..7]).unwrap();
+    let outcome = h.close();
+    assert!(
+        outcome.is_none(),
+        "a vanished client is not a server error: {outcome:?}"
+    );
+}
+
+/// The socket closed while a DMA_MAP was on the wire: its header and the guest RAM fd arrived,
+/// half of its body did not. Nothing is mapped, the fd is not kept, and the session ends.
+#[test]
+fn a_socket_closed_during_dma_map_maps_nothing() {
+    let mut h = start();
+    h.version();
+    let ram = tempfile::tempfile().unwrap();
+    ram.set_len(2 * MIB).unwrap();
+    let mut body = vec![32, 0, 0, 0];
+    body.extend_from_slice(&DmaMapFlags::READ_WRITE.bits().to_ne_bytes());
+    body.extend_from_slice(&0u64.to_ne_bytes()); // offset
+    let header = Header {
+        message_id: 9,
+        command: DMA_MAP,
+        message_size: (HEADER_SIZE + 32) as u32,
+        flags: 0,
+        error: 0,
+    };
+    let mut bytes = header.to_bytes().to_vec();
+    bytes.extend_from_slice(&body); // 12 of the body's 32 bytes
+    h.client
+        .send_with_fds(&[&bytes[..]], &[ram.as_raw_fd()])
+        .unwrap();
+    let stats = Arc::clone(&h.stats);
+    let outcome = h.close();
+    assert!(outcome.is_none(), "{outcome:?}");
+    assert_eq!(
+        stats.dma_maps.get(),
+        0,
+        "a half-sent DMA_MAP must map nothing"
+    );
+    assert_eq!(stats.rejected.get(), 0);
+}
