@@ -13,14 +13,14 @@ sysroot="$("$IMAGES_DIR/sysroot.sh")"
 # loader, so the host keeps its own (older) libraries untouched.
 qemu="$RANGEFAULT_CACHE/bin/qemu-system-x86_64"
 mkdir -p "${qemu%/*}"
-cat >"$qemu.tmp" <<WRAP
+cat >"$qemu.tmp.$$" <<WRAP
 #!/bin/sh
 exec "$sysroot/lib64/ld-linux-x86-64.so.2" \\
     --library-path "$sysroot/usr/lib/x86_64-linux-gnu:$sysroot/lib/x86_64-linux-gnu" \\
     "$sysroot/usr/bin/qemu-system-x86_64" \\
     -L "$sysroot/usr/share/qemu" -L "$sysroot/usr/share/seabios" "\$@"
 WRAP
-chmod 755 "$qemu.tmp"; mv "$qemu.tmp" "$qemu"
+chmod 755 "$qemu.tmp.$$"; mv "$qemu.tmp.$$" "$qemu"
 echo "qemu=$qemu"
 if [ "${1:-all}" = qemu ]; then
     echo "manifest=$sysroot/manifest.txt"

@@ -1,6 +1,9 @@
 //! What the boot tests (`tests/common`) and `fault-bench` share: where the repository is, how
 //! the vmm binary is built, and how one `vmm run` with a JSON report goes. The boot tests
-//! themselves live in `tests/`.
+//! themselves live in `tests/`. [`bench`] is `fault-bench`'s library: the fault model, the
+//! checks, the results and their tables and plots.
+
+pub mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -25,6 +28,15 @@ pub fn build_vmm(target_dir: &Path) -> Result<PathBuf, String> {
         return Err(format!("building vmm failed ({status})"));
     }
     Ok(target_dir.join("release/vmm"))
+}
+
+/// Where the boot tests and `fault-bench` build vmm: beside cargo's target dir when
+/// `CARGO_TARGET_DIR` names one (`ci-release`), else the clone's `target/ci`. Never cargo's own
+/// dir: a `cargo test` holds its lock while the tests run.
+pub fn vmm_build_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| PathBuf::from(dir).join("ci-release"))
+        .unwrap_or_else(|| repo().join("target/ci"))
 }
 
 /// Reads a JSON report.

@@ -65,6 +65,35 @@ fn plan_from(cmdline: &str) -> Result<Plan, ProbeError> {
     Ok(plan)
 }
 
+/// Start cells at a fixed point of the kernel's tick grid: every 20 ms is a tick boundary for
+/// HZ 100, 250, 300 and 1000.
+const TICK_GRID_NS: u64 = 20_000_000;
+/// Wake this long after the boundary: after the tick there, before the next (HZ ≤ 1000).
+const AFTER_TICK_NS: u64 = 500_000;
+
+/// Lets the guest go quiet before a cell, so that under `vmm run --icount` a cell's count of
+/// instructions is the same from one run to the next: the serial port has sent everything
+/// printed so far (its interrupts would land inside the touch, at a moment the host decides),
+/// and the cell starts at the same phase of the timer tick (else one tick more or less falls
+/// inside it, depending on where the previous cell happened to end). Sleeping costs no host
+/// time under icount: an idle guest's clock jumps to its next timer.
+fn quiesce() {
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    // Not a tty (a test, a pipe): nothing to drain.
+    let _ = rustix::termios::tcdrain(std::io::stdout());
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let now_ns = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+    let wake = (now_ns / TICK_GRID_NS + 1) * TICK_GRID_NS + AFTER_TICK_NS;
+    let at = rustix::time::Timespec {
+        tv_sec: (wake / 1_000_000_000) as i64,
+        tv_nsec: (wake % 1_000_000_000) as i64,
+    };
+    while let Err(rustix::io::Errno::INTR) =
+        rustix::thread::clock_nanosleep_absolute(rustix::thread::ClockId::Monotonic, &at)
+    {}
+}
+
 /// Runs every round, handing each cell to `emit` as soon as it is measured.
 pub fn run(mut emit: impl FnMut(&BenchCell)) -> Result<bool, ProbeError> {
     let cmdline = std::fs::read_to_string("/proc/cmdline")
@@ -107,6 +136,7 @@ pub fn run(mut emit: impl FnMut(&BenchCell)) -> Result<bool, ProbeError> {
                     subject.name(),
                     order.name()
                 );
+                quiesce();
                 let result = bench.cell(subject, order, round)?;
                 pass &= result.pass;
                 emit(&result);
