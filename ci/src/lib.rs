@@ -3,6 +3,9 @@
 //! themselves live in `tests/`. [`bench`] is `fault-bench`'s library: the fault model, the
 //! checks, the results and their tables and plots.
 
+// The unit tests' made-up reports are deep `json!` literals.
+#![recursion_limit = "256"]
+
 pub mod bench;
 
 use std::path::{Path, PathBuf};

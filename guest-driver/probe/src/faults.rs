@@ -161,14 +161,14 @@ fn wrong_expectations(
     let check = device.check(mapping.va(), mapping.len, 4096, None)?;
     cases.push(WrongExpectation {
         name: "offset_off_by_4k",
-        caught: check.first_mismatch.as_ref().map(|m| m.kind) == Some("wrong_gpa"),
+        caught: check.mismatch_kind() == Some("wrong_gpa"),
         host_check: check,
     });
     if strategy.is_range() && huge {
         let check = device.check(mapping.va(), mapping.len, 0, Some(Strategy::Page))?;
         cases.push(WrongExpectation {
             name: "expect_4k_leaves_under_huge_entries",
-            caught: check.first_mismatch.as_ref().map(|m| m.kind) == Some("wrong_size"),
+            caught: check.mismatch_kind() == Some("wrong_size"),
             host_check: check,
         });
     }

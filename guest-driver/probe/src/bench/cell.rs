@@ -5,59 +5,13 @@
 use std::time::Instant;
 
 use rangefault_abi::touch::TouchOrder;
-use serde::Serialize;
+use rangefault_report::{BenchCell, DriverCost};
 
 use super::subject::Subject;
 use crate::phase::Phase;
-use crate::uapi::{Device, FaultLatency, HostCheck};
+use crate::uapi::Device;
 use crate::vmap::minor_faults;
 use crate::ProbeError;
-
-#[derive(Serialize)]
-pub struct BenchCell {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub round: usize,
-    pub subject: &'static str,
-    pub kind: &'static str,
-    pub order: &'static str,
-    /// The PCI function whose BAR2 was mapped.
-    pub bdf: String,
-    /// The preferred page size of the device (rangefault's; the same device model for peers).
-    pub page_size: u64,
-    pub mapped_bytes: u64,
-    pub touches: u64,
-    /// `ru_minflt` over the touch loop: the faults the process took.
-    pub faults: u64,
-    /// mmap(2), the touch loop, munmap(2): guest clock ns.
-    pub map_ns: u64,
-    pub touch_ns: u64,
-    pub unmap_ns: u64,
-    /// Page-table pages the mapping grew (`VmPTE` after the touch minus before the mmap).
-    pub vm_pte_bytes: u64,
-    /// Our driver's counters over the touch (strategies only).
-    pub driver: Option<DriverCost>,
-    /// `vma_lock_retry` delta: faults redone under the mmap lock (None without the stats).
-    pub vma_lock_retries: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub struct DriverCost {
-    pub faults: u64,
-    pub faults_pte: u64,
-    pub faults_pmd: u64,
-    pub faults_pud: u64,
-    pub fallbacks: u64,
-    pub handler_calls: u64,
-    pub pte_inserts: u64,
-    pub pmd_inserts: u64,
-    pub pud_inserts: u64,
-    /// Time inside the driver's fault handlers, summed over levels.
-    pub handler_ns: u64,
-    pub fault_latency: FaultLatency,
-    /// The host's walk of the mapping after the touch: every page where the strategy says.
-    pub host_check: HostCheck,
-}
 
 fn status_kib(field: &str) -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -143,10 +97,7 @@ impl Bench<'_> {
                 pte_inserts: stats.pte_inserts,
                 pmd_inserts: stats.pmd_inserts,
                 pud_inserts: stats.pud_inserts,
-                handler_ns: [&fault_latency.pte, &fault_latency.pmd, &fault_latency.pud]
-                    .iter()
-                    .map(|l| l.sum_ns)
-                    .sum(),
+                handler_ns: fault_latency.sum_ns(),
                 fault_latency,
                 host_check,
             })
@@ -170,12 +121,12 @@ impl Bench<'_> {
                 .as_ref()
                 .is_none_or(|d| d.host_check.pass && d.faults > 0 && faults >= d.faults);
         Ok(BenchCell {
-            scenario: "bench",
+            scenario: "bench".into(),
             pass,
-            round,
-            subject: subject.name(),
-            kind: subject.kind(),
-            order: order.name(),
+            round: round as u64,
+            subject: subject.name().into(),
+            kind: subject.kind().into(),
+            order: order.name().into(),
             bdf: match subject {
                 Subject::VfioPci(peer) => peer.bdf.clone(),
                 _ => self.bdf.to_owned(),

@@ -17,7 +17,7 @@ use crate::sysfs::PciFunction;
 use crate::uapi::Device;
 use crate::ProbeError;
 use cell::Bench;
-pub use cell::BenchCell;
+use rangefault_report::BenchCell;
 use subject::Subject;
 
 /// Rounds per run unless the command line says: enough for a median with a spread.
