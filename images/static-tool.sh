@@ -29,6 +29,12 @@ dest="$RANGEFAULT_CACHE/static-$package-$key"
 if [ -f "$dest/$package" ]; then
     echo "$dest/$package"; exit 0
 fi
+# One build at a time (two vmm runs may start together); the one that waited finds the
+# binary the other built.
+take_cache_lock
+if [ -f "$dest/$package" ]; then
+    echo "$dest/$package"; exit 0
+fi
 log "static $package: building (cargo, crt-static)"
 target_dir="$REPO_DIR/target/guest"
 RUSTFLAGS="$flags" cargo build --quiet --release --manifest-path "$REPO_DIR/Cargo.toml" \
@@ -36,7 +42,6 @@ RUSTFLAGS="$flags" cargo build --quiet --release --manifest-path "$REPO_DIR/Carg
 partial="$dest.partial"
 rm -rf "$partial"; mkdir -p "$partial"
 cp "$target_dir/x86_64-unknown-linux-gnu/release/$package" "$partial/"
-take_cache_lock
 rm -rf "$dest"; mv "$partial" "$dest"
 for old in "$RANGEFAULT_CACHE/static-$package-"*; do
     [ "$old" = "$dest" ] || rm -rf "$old"
