@@ -65,7 +65,7 @@ pub(crate) fn run(shared: &DeviceShared, args: &mut CheckArgs) -> Result {
             pat,
             flags,
         };
-        let result = shared.with_registers(|regs| piece.ask(regs)).ok_or(ENODEV)?;
+        let result = shared.with_check_registers(|regs| piece.ask(regs)).ok_or(ENODEV)?;
         merged = Some(match merged {
             None => result,
             Some(so_far) => merge(so_far, result),

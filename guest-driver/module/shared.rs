@@ -114,6 +114,12 @@ pub(crate) struct DeviceShared {
     pub(crate) latency: FaultLatency,
     #[pin]
     open_files: Mutex<OpenFiles>,
+    /// Held while one host check programs BAR0's check registers, rings the doorbell and reads
+    /// the results: BAR0 has one set of them, and two CHECK ioctls (threads of one process hold
+    /// the mmap lock for reading together) would otherwise interleave their writes and each read
+    /// a mix of both requests (found by the `soak` scenario: `wrong_gpa` on correct mappings).
+    #[pin]
+    check_registers: Mutex<()>,
 }
 
 impl DeviceShared {
@@ -131,13 +137,16 @@ impl DeviceShared {
                     mapping: None,
                     count: 0,
                 }),
+                check_registers <- new_mutex!(()),
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Runs `f` on BAR0 if the device is still bound (under RCU: `f` must not sleep).
-    pub(crate) fn with_registers<R>(&self, f: impl FnOnce(&Registers) -> R) -> Option<R> {
+    /// Runs `f` on BAR0 if the device is still bound (under RCU: `f` must not sleep), one host
+    /// check at a time (see `check_registers`; the mutex is taken before the RCU read section).
+    pub(crate) fn with_check_registers<R>(&self, f: impl FnOnce(&Registers) -> R) -> Option<R> {
+        let _one_check = self.check_registers.lock();
         self.registers.try_access_with(f)
     }
 

@@ -4,6 +4,7 @@
 
 mod access_control;
 mod bench;
+mod fault_inject;
 mod faults;
 mod mapping;
 mod phase;
@@ -11,6 +12,7 @@ mod regs;
 mod selftests;
 mod semantics;
 mod skeleton;
+mod soak;
 mod sysfs;
 mod touch_all;
 mod trace_overhead;
@@ -66,6 +68,9 @@ const SCENARIOS: &[&str] = &[
     "semantics",
     "mm-selftests",
     "bench",
+    "fault-inject",
+    "soak",
+    "robustness",
 ];
 
 /// One check inside a scenario.
@@ -128,6 +133,25 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
             let result = trace_overhead::run()?;
             let pass = result.pass;
             emit(&result);
+            Ok(pass)
+        }
+        // `robustness` is both in one boot (what the CI test runs), then one kmemleak scan.
+        "fault-inject" | "soak" | "robustness" => {
+            fault_inject::kmemleak_manual();
+            let mut pass = true;
+            if scenario != "soak" {
+                let result = fault_inject::run()?;
+                pass &= result.pass;
+                emit(&result);
+            }
+            if scenario != "fault-inject" {
+                let result = soak::run()?;
+                pass &= result.pass;
+                emit(&result);
+            }
+            let leaks = fault_inject::kmemleak_verdict(true);
+            pass &= leaks["pass"] == true;
+            emit(&leaks);
             Ok(pass)
         }
         "touch-all" => {
