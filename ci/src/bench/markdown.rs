@@ -181,8 +181,12 @@ fn row(md: &mut String, s: &Summary, baselines: &[Subject]) {
 
 fn headline(md: &mut String, results: &Results) {
     let orders: Vec<&str> = {
-        let mut v: Vec<&str> = results.headline.iter().map(|h| h.order).collect();
-        v.dedup();
+        let mut v: Vec<&str> = Vec::new();
+        for h in &results.headline {
+            if !v.contains(&h.order) {
+                v.push(h.order);
+            }
+        }
         v
     };
     let _ = writeln!(

@@ -33,7 +33,7 @@ use crate::vmap::DeviceMapping;
 use crate::ProbeError;
 
 const THREADS: usize = 8;
-const DEFAULT_ROUNDS: u64 = 100;
+const DEFAULT_ROUNDS: u64 = 40;
 const REBIND_EVERY: u64 = 20;
 const CHUNK: usize = 16;
 const PAGE: usize = 4096;
