@@ -101,12 +101,14 @@ fn assert_soak(result: &Value) {
     assert_eq!(result["pass"], true, "{show}");
     let rounds = u(&result["rounds"]);
     let threads = u(&result["threads"]);
-    assert!(rounds >= 100, "{show}");
+    // The soak's CI default (40 rounds, a rebind every 20).
+    assert!(rounds >= 40, "{show}");
     assert_eq!(threads, 8, "{show}");
     assert_eq!(u(&result["host_checks_passed"]), rounds * threads, "{show}");
     assert_eq!(result["data_mismatches"], 0, "{show}");
     assert!(u(&result["zaps"]) > 0, "{show}");
-    assert!(u(&result["rebinds"]) >= 5, "{show}");
+    assert!(u(&result["rebinds"]) >= rounds / 20, "{show}");
+    assert!(u(&result["rebinds"]) >= 2, "{show}");
     assert_eq!(result["sigbus_seen"], result["sigbus_expected"], "{show}");
     assert_eq!(
         u(&result["sigbus_expected"]),
