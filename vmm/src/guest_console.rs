@@ -97,6 +97,9 @@ pub struct GuestConsole {
     /// A result line a kernel message cut in two: its first part, and how
     /// many more lines may still complete it.
     split_result: Option<(String, u8)>,
+    /// An exit line a kernel message cut right after its prefix: how many more lines may
+    /// still bring its code.
+    split_exit: Option<u8>,
 }
 
 /// Lines a split result may take to complete before it counts as broken.
@@ -134,6 +137,23 @@ impl GuestConsole {
     fn feed_at(&mut self, raw: &str, now: Instant) {
         let line = raw.trim_end_matches(['\r', '\n']);
         let text = strip_timestamp(line);
+        if let Some(left) = self.split_exit.take() {
+            // The code is the first line that is not a whole kernel line.
+            if text.len() == line.len() {
+                self.exit_code = Some(line.trim().parse().unwrap_or(255));
+                return;
+            }
+            if left == 0 {
+                self.exit_code = Some(255);
+                keep(
+                    &mut self.errors,
+                    "exit line cut by kernel messages and never completed".into(),
+                    &mut self.dropped,
+                );
+            } else {
+                self.split_exit = Some(left - 1);
+            }
+        }
         if let Some((head, left)) = self.split_result.take() {
             // Whole kernel lines may come before the rest of a split result.
             if text.len() == line.len() {
@@ -157,6 +177,12 @@ impl GuestConsole {
             // A kernel message may follow on the same line.
             let (code, message) =
                 code.split_at(embedded_kernel_message(code).unwrap_or(code.len()));
+            if code.trim().is_empty() && !message.is_empty() {
+                // Printed before the code itself: the code follows on a later line.
+                self.feed_at(message, now);
+                self.split_exit = Some(MAX_SPLIT_LINES);
+                return;
+            }
             self.exit_code = Some(code.trim().parse().unwrap_or(255));
             if !message.is_empty() {
                 self.feed_at(message, now);
@@ -220,6 +246,14 @@ impl GuestConsole {
 
     /// The console has ended: a result still waiting for its rest is broken.
     pub fn finish(&mut self) {
+        if self.split_exit.take().is_some() {
+            self.exit_code = Some(255);
+            keep(
+                &mut self.errors,
+                "exit line cut by a kernel message; the console ended first".into(),
+                &mut self.dropped,
+            );
+        }
         if let Some((head, _)) = self.split_result.take() {
             self.broken_result(&head, "cut by a kernel message; the console ended first");
         }
@@ -368,6 +402,23 @@ mod tests {
         let c = console(&["RANGEFAULT-RESULT {\"a\":", "RANGEFAULT-EXIT 0"]);
         assert_eq!(c.errors.len(), 1);
         assert_eq!(c.exit_code, Some(0));
+    }
+
+    #[test]
+    fn an_exit_line_cut_right_after_its_prefix_takes_its_code_from_the_next_line() {
+        // Seen in a nested semantics run: the clocksource watchdog printed into the exit line.
+        let c = console(&[
+            "RANGEFAULT-EXIT [   53.712768] clocksource: Clocksource tsc interval: 93204ns",
+            "[   53.769591] tsc: Marking TSC unstable due to clocksource watchdog",
+            "0",
+        ]);
+        assert_eq!(c.exit_code, Some(0));
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        // A code that never comes is a failure, said as such.
+        let mut c = console(&["RANGEFAULT-EXIT [   53.7] clocksource: watchdog"]);
+        c.finish();
+        assert_eq!(c.exit_code, Some(255));
+        assert!(c.errors[0].contains("exit line cut"), "{:?}", c.errors);
     }
 
     #[test]
