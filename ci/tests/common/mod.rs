@@ -20,10 +20,7 @@ pub fn vmm_binary() -> &'static Path {
     static VMM: OnceLock<PathBuf> = OnceLock::new();
     VMM.get_or_init(|| {
         std::fs::create_dir_all(repo().join("target/ci")).expect("target/ci");
-        let build_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(|dir| PathBuf::from(dir).join("ci-release"))
-            .unwrap_or_else(|| repo().join("target/ci"));
-        rangefault_ci::build_vmm(&build_dir).unwrap_or_else(|e| panic!("{e}"))
+        rangefault_ci::build_vmm(&rangefault_ci::vmm_build_dir()).unwrap_or_else(|e| panic!("{e}"))
     })
 }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use rangefault_abi::uapi::FaultWindow;
 use rangefault_abi::{pattern, selftest};
 
 use crate::phase::Phase;
@@ -31,13 +32,13 @@ const MINFLT_SLACK: u64 = 16;
 /// most 4 MiB of PTEs where VA and offset are not 2 MiB congruent, the driver's clamp).
 pub fn bytes_per_fault(strategy: Strategy, page_size: u64, va_align: u64) -> u64 {
     match strategy {
-        Strategy::Page => PAGE,
-        // Forward from the fault: on a first-to-last touch, the same 16 pages per fault.
-        Strategy::Prefault16 | Strategy::Ttm16 => 16 * PAGE,
-        Strategy::Range if page_size >= GIB && va_align >= GIB => GIB,
-        Strategy::Range => page_size.min(2 * MIB),
-        Strategy::RangeMm if va_align >= 2 * MIB => page_size,
-        Strategy::RangeMm => page_size.min(4 * MIB),
+        // A VA not aligned like the device page leaves only the smaller leaves.
+        Strategy::Range if page_size >= GIB && va_align < GIB => 2 * MIB,
+        Strategy::RangeMm if va_align < 2 * MIB => page_size.min(4 * MIB),
+        // Aligned: the ABI's window, which the benchmark's model replays too.
+        _ => match strategy.fault_window(page_size) {
+            FaultWindow::Aligned(bytes) | FaultWindow::Forward(bytes) => bytes,
+        },
     }
 }
 
@@ -273,4 +274,33 @@ pub fn run_misaligned(device: &Device, strategy: Strategy) -> Result<TouchResult
         expected_faults: expected,
         cost,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_per_fault_is_the_abi_window_where_aligned_and_smaller_leaves_where_not() {
+        use Strategy::*;
+        for (strategy, page, align, bytes) in [
+            (Page, 2 * MIB, 2 * MIB, PAGE),
+            (Prefault16, 2 * MIB, 2 * MIB, 16 * PAGE),
+            (Ttm16, 64 * KIB, 2 * MIB, 16 * PAGE),
+            (Range, 64 * KIB, 2 * MIB, 64 * KIB),
+            (Range, 4 * MIB, 4 * MIB, 2 * MIB),
+            (Range, GIB, GIB, GIB),
+            (Range, GIB, 2 * MIB, 2 * MIB),
+            (RangeMm, 4 * MIB, 4 * MIB, 4 * MIB),
+            (RangeMm, GIB, GIB, GIB),
+            (RangeMm, 16 * MIB, PAGE, 4 * MIB),
+            (RangeMm, 64 * KIB, PAGE, 64 * KIB),
+        ] {
+            assert_eq!(
+                bytes_per_fault(strategy, page, align),
+                bytes,
+                "{strategy:?} page {page:#x} align {align:#x}"
+            );
+        }
+    }
 }
