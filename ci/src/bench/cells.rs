@@ -318,6 +318,21 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// Every `what` (order, subject) asked for was measured, and nothing else was.
+fn asked_versus_measured(
+    what: &str,
+    wanted: &[&str],
+    measured: &BTreeSet<&str>,
+    problems: &mut Vec<String>,
+) {
+    for name in wanted.iter().filter(|name| !measured.contains(*name)) {
+        problems.push(format!("{what} {name} was asked for but not measured"));
+    }
+    for name in measured.iter().filter(|name| !wanted.contains(name)) {
+        problems.push(format!("{what} {name} measured but not asked for"));
+    }
+}
+
 /// The grid: each subject measured, in each order, in each round, exactly once; and what a live
 /// run asked for.
 pub fn grid_problems(cells: &[Checked], expect: &Expect) -> Vec<String> {
@@ -355,34 +370,12 @@ pub fn grid_problems(cells: &[Checked], expect: &Expect) -> Vec<String> {
         }
     }
     if let Some(wanted) = &expect.orders {
-        for order in wanted {
-            if !orders.contains(order.name()) {
-                problems.push(format!(
-                    "order {} was asked for but not measured",
-                    order.name()
-                ));
-            }
-        }
-        for order in &orders {
-            if !wanted.iter().any(|o| o.name() == *order) {
-                problems.push(format!("order {order} measured but not asked for"));
-            }
-        }
+        let wanted: Vec<&str> = wanted.iter().map(|o| o.name()).collect();
+        asked_versus_measured("order", &wanted, &orders, &mut problems);
     }
     if let Some(wanted) = &expect.subjects {
-        for subject in wanted {
-            if !subjects.contains(subject.name()) {
-                problems.push(format!(
-                    "subject {} was asked for but not measured",
-                    subject.name()
-                ));
-            }
-        }
-        for subject in &subjects {
-            if !wanted.iter().any(|s| s.name() == *subject) {
-                problems.push(format!("subject {subject} measured but not asked for"));
-            }
-        }
+        let wanted: Vec<&str> = wanted.iter().map(|s| s.name()).collect();
+        asked_versus_measured("subject", &wanted, &subjects, &mut problems);
     }
     if let Some(planned) = expect.planned {
         if planned != cells.len() {

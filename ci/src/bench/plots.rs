@@ -83,6 +83,20 @@ struct Frame {
     y: (f64, f64),
 }
 
+/// A frame with one slot per page size along x (labelled at its middle) over `y`.
+fn page_size_axis(sizes: &[u64], y: (f64, f64)) -> (Frame, Vec<(f64, String)>) {
+    let frame = Frame {
+        x: (0.0, sizes.len() as f64),
+        y,
+    };
+    let ticks = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (i as f64 + 0.5, format_size(p)))
+        .collect();
+    (frame, ticks)
+}
+
 impl Frame {
     fn px(&self, x: f64, y: f64) -> (i32, i32) {
         let fx = (x - self.x.0) / (self.x.1 - self.x.0);
@@ -258,15 +272,7 @@ pub fn touch(results: &Results, order: TouchOrder, path: &Path) -> Result<(), St
     let Some(y) = log_range(all) else {
         return write_svg(path, |a| empty(a, &title, "not measured"));
     };
-    let frame = Frame {
-        x: (0.0, sizes.len() as f64),
-        y,
-    };
-    let ticks: Vec<(f64, String)> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| (i as f64 + 0.5, format_size(p)))
-        .collect();
+    let (frame, ticks) = page_size_axis(&sizes, y);
     write_svg(path, |area| {
         axes(
             area,
@@ -479,15 +485,7 @@ pub fn per_mib(results: &Results, path: &Path) -> Result<(), String> {
     let Some(y) = log_range(values) else {
         return write_svg(path, |a| empty(a, &title, "not measured"));
     };
-    let frame = Frame {
-        x: (0.0, sizes.len() as f64),
-        y,
-    };
-    let ticks: Vec<(f64, String)> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| (i as f64 + 0.5, format_size(p)))
-        .collect();
+    let (frame, ticks) = page_size_axis(&sizes, y);
     write_svg(path, |area| {
         axes(
             area,
