@@ -15,7 +15,8 @@ pub mod interrupt;
 mod report;
 pub mod run;
 pub mod scratch;
-mod size;
+/// Byte sizes as the command line writes them (`64K`, `2M`, `1G`); `fault-bench` writes them too.
+pub mod size;
 mod topology;
 
 /// The vfio-user device backend, public for `vfio-user-guard`'s tests, which

@@ -95,8 +95,7 @@ impl Flavour {
 pub const DEFAULT_SIZES: [u64; 5] = [4 << 10, 64 << 10, 2 * MIB, 4 * MIB, GIB];
 
 fn page_size_arg(text: &str) -> Result<u64, String> {
-    let size =
-        parse_size(text).ok_or_else(|| format!("'{text}' is not a size (4K, 64K, 2M, 1G)"))?;
+    let size = parse_size(text)?;
     if !size.is_power_of_two() || !(4 << 10..=GIB).contains(&size) {
         return Err(format!(
             "{text}: a preferred page size is a power of two in 4K ..= 1G"
@@ -426,7 +425,7 @@ pub fn load_reports(out: &Path, sizes: Option<&[u64]>) -> Result<Vec<Boot>, Stri
             let mut found: Vec<u64> = entries
                 .filter_map(|e| {
                     let name = e.ok()?.file_name().into_string().ok()?;
-                    parse_size(name.strip_prefix("report-")?.strip_suffix(".json")?)
+                    parse_size(name.strip_prefix("report-")?.strip_suffix(".json")?).ok()
                 })
                 .collect();
             found.sort_unstable();

@@ -150,27 +150,8 @@ impl PageSet {
     }
 }
 
-/// `4K`, `64K`, `2M`, `1G`: the largest unit that divides `bytes`.
-pub fn format_size(bytes: u64) -> String {
-    for (unit, suffix) in [(GIB, "G"), (MIB, "M"), (KIB, "K")] {
-        if bytes >= unit && bytes.is_multiple_of(unit) {
-            return format!("{}{suffix}", bytes / unit);
-        }
-    }
-    bytes.to_string()
-}
-
-/// Parses `4K`, `64k`, `2M`, `1G` or a byte count.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().last()? {
-        (i, 'k' | 'K') => (&text[..i], KIB),
-        (i, 'm' | 'M') => (&text[..i], MIB),
-        (i, 'g' | 'G') => (&text[..i], GIB),
-        _ => (text, 1),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(unit)
-}
+/// Sizes in vmm's own syntax: fault-bench writes what `vmm run --device` reads.
+pub use vmm::size::{format_size, parse_size};
 
 #[cfg(test)]
 mod tests {
@@ -285,11 +266,11 @@ mod tests {
     #[test]
     fn sizes() {
         for (text, bytes) in [("4K", 4096), ("64k", 65_536), ("2M", 2 << 20), ("1G", GIB)] {
-            assert_eq!(parse_size(text), Some(bytes));
+            assert_eq!(parse_size(text).ok(), Some(bytes));
         }
-        assert_eq!(parse_size("4096"), Some(4096));
-        assert_eq!(parse_size("2X"), None);
-        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("4096").ok(), Some(4096));
+        assert_eq!(parse_size("2X").ok(), None);
+        assert_eq!(parse_size("").ok(), None);
         assert_eq!(format_size(4096), "4K");
         assert_eq!(format_size(64 << 10), "64K");
         assert_eq!(format_size(4 << 20), "4M");
