@@ -8,6 +8,7 @@
 mod common;
 
 use common::boot_scenario;
+use rangefault_report::ScenarioResult;
 
 /// The skeleton scenario on a device of `vram` / `page`. `boot_scenario` already asserts a
 /// passing run, a clean guest log and zero trapped VRAM accesses.
@@ -15,17 +16,17 @@ fn check_skeleton(name: &str, vram: &str, page: &str, vram_bytes: u64, page_byte
     let Some(report) = boot_scenario(name, vram, page, "skeleton") else {
         return;
     };
-    let show = serde_json::to_string_pretty(&report).unwrap_or_default();
     // The driver saw the configured sizes...
-    assert_eq!(report["guest_driver"]["vram_size"], vram_bytes, "{show}");
-    assert_eq!(report["guest_driver"]["page_size"], page_bytes, "{show}");
+    let driver = report.guest_driver.as_ref().expect("the driver bound");
+    assert_eq!(driver.vram_size, Some(vram_bytes), "{report}");
+    assert_eq!(driver.page_size, Some(page_bytes), "{report}");
     // ...and so did the guest tool, through sysfs and the registers.
-    let scenario = &report["scenarios"][0];
-    assert_eq!(scenario["scenario"], "skeleton", "{show}");
-    assert_eq!(scenario["device"]["vram_size"], vram_bytes, "{show}");
-    assert_eq!(scenario["device"]["bar2_size"], vram_bytes, "{show}");
-    assert_eq!(scenario["device"]["page_size"], page_bytes, "{show}");
-    assert_eq!(scenario["device"]["driver"], "rangefault", "{show}");
+    let scenario = report.results(ScenarioResult::skeleton)[0];
+    let device = &scenario.device;
+    assert_eq!(device.vram_size, vram_bytes, "{report}");
+    assert_eq!(device.bar2_size, vram_bytes, "{report}");
+    assert_eq!(device.page_size, page_bytes, "{report}");
+    assert_eq!(device.driver.as_deref(), Some("rangefault"), "{report}");
     for check in [
         "guest_to_host",
         "host_to_guest",
@@ -35,20 +36,21 @@ fn check_skeleton(name: &str, vram: &str, page: &str, vram_bytes: u64, page_byte
         "unbind_rebind",
         "rmmod",
     ] {
-        let found = scenario["checks"]
-            .as_array()
-            .and_then(|checks| checks.iter().find(|c| c["name"] == check))
-            .unwrap_or_else(|| panic!("check {check} missing: {show}"));
-        assert_eq!(found["pass"], true, "check {check} failed: {show}");
+        let found = scenario
+            .checks
+            .iter()
+            .find(|c| c.name == check)
+            .unwrap_or_else(|| panic!("check {check} missing: {report}"));
+        assert!(found.pass, "check {check} failed: {report}");
     }
     assert!(
-        report["host"]["register_accesses"].as_u64() > Some(0),
-        "{show}"
+        report.host.boundary().register_accesses.get() > 0,
+        "{report}"
     );
     eprintln!(
         "{name}: boot-to-bound {:.1} s, wall {:.1} s",
-        report["timing"]["boot_to_bound_s"].as_f64().unwrap_or(-1.0),
-        report["timing"]["wall_s"].as_f64().unwrap_or(-1.0)
+        report.timing.boot_to_bound_s.unwrap_or(-1.0),
+        report.timing.wall_s
     );
 }
 

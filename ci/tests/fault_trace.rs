@@ -5,9 +5,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde_json::Value;
+
+use common::BootReport;
+use rangefault_report::ScenarioResult;
 
 /// Checks `trace` against the trace-event format as Perfetto's JSON importer reads it: an
 /// object with a `traceEvents` array; every event with a phase, a name and integer pid/tid;
@@ -88,7 +90,7 @@ fn phase_names(trace: &Value) -> Vec<&str> {
 }
 
 /// Boots `args` with `--trace` and checks the trace against the touch-all result's counters.
-fn traced_touch_all(name: &str, args: &[&str]) -> (Value, Value) {
+fn traced_touch_all(name: &str, args: &[&str]) -> (BootReport, Value) {
     let trace_path = common::repo().join(format!("target/ci/trace-{name}.json"));
     let png = trace_path.with_extension("png");
     for stale in [&trace_path, &png] {
@@ -98,60 +100,53 @@ fn traced_touch_all(name: &str, args: &[&str]) -> (Value, Value) {
     let trace_arg = trace_path.to_str().unwrap();
     all.extend(["--trace", trace_arg]);
     let (code, report) = common::boot(name, &all);
-    let show = serde_json::to_string_pretty(&report).unwrap_or_default();
-    assert_eq!(code, 0, "{show}");
-    assert_eq!(report["pass"], true, "{show}");
-    assert_eq!(
-        report["guest_log_problems"],
-        serde_json::json!([]),
-        "{show}"
-    );
+    assert_eq!(code, 0, "{report}");
+    assert!(report.pass, "{report}");
+    assert!(report.guest_log_problems.is_empty(), "{report}");
 
     let trace: Value =
         serde_json::from_slice(&std::fs::read(&trace_path).unwrap()).expect("the trace is JSON");
     assert_chrome_trace(&trace);
-    let result = common::scenarios_named(&report, "touch-all")[0];
+    let result = &report.results(ScenarioResult::touch_all)[0].cost;
     let faults = events_of(&trace, "fault");
-    assert!(result["faults"].as_u64().unwrap() > 0, "{show}");
-    assert_eq!(
-        faults.len() as u64,
-        result["faults"].as_u64().unwrap(),
-        "{show}"
-    );
-    for level in ["pte", "pmd", "pud"] {
+    assert!(result.faults > 0, "{report}");
+    assert_eq!(faults.len() as u64, result.faults, "{report}");
+    for (level, counted) in [
+        ("pte", result.faults_pte),
+        ("pmd", result.faults_pmd),
+        ("pud", result.faults_pud),
+    ] {
         let traced = faults
             .iter()
             .filter(|f| f["args"]["level"] == level)
             .count() as u64;
-        assert_eq!(
-            traced,
-            result[format!("faults_{level}")].as_u64().unwrap(),
-            "{level} faults"
-        );
+        assert_eq!(traced, counted, "{level} faults");
     }
     let handler_calls = events_of(&trace, "handler").len() as u64;
-    assert_eq!(handler_calls, result["handler_calls"].as_u64().unwrap());
+    assert_eq!(handler_calls, result.handler_calls);
     let inserted = |key: &str| {
         faults
             .iter()
             .map(|f| f["args"][key].as_u64().unwrap())
             .sum::<u64>()
     };
-    assert_eq!(inserted("ptes"), result["pte_inserts"].as_u64().unwrap());
-    assert_eq!(inserted("pmds"), result["pmd_inserts"].as_u64().unwrap());
+    assert_eq!(inserted("ptes"), result.pte_inserts);
+    assert_eq!(inserted("pmds"), result.pmd_inserts);
     // Every fault of touch-all comes from a user access: each has its exception.
     assert!(
         faults.iter().all(|f| f["args"]["exception"].is_object()),
-        "{show}"
+        "{report}"
     );
 
-    let summary = &report["trace"];
-    assert_eq!(summary["faults"], result["faults"], "{show}");
-    assert_eq!(summary["lost_events"], 0, "{show}");
-    assert_eq!(summary["incomplete_calls"], 0, "{show}");
-    let png_bytes = std::fs::read(summary["plot"].as_str().expect("a plot")).unwrap();
+    let trace_report = report.trace.as_ref().expect("a trace in the report");
+    let summary = &trace_report.summary;
+    assert_eq!(summary.faults, result.faults, "{report}");
+    assert_eq!(summary.lost_events, 0, "{report}");
+    assert_eq!(summary.incomplete_calls, 0, "{report}");
+    let plot = trace_report.plot.as_deref().expect("a plot");
+    let png_bytes = std::fs::read(plot).unwrap();
     assert!(png_bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert_eq!(Path::new(summary["plot"].as_str().unwrap()), png);
+    assert_eq!(plot, png);
     (report, trace)
 }
 
@@ -171,10 +166,11 @@ fn a_traced_touch_all_holds_every_fault_the_driver_counted() {
             "touch-all",
         ],
     );
-    let pte = &report["trace"]["by_level"]["pte"];
-    assert_eq!(pte["faults"], 1024, "{pte}");
-    for key in ["p50", "p90", "p99", "max"] {
-        assert!(pte["handler_ns"][key].as_u64().unwrap() > 0, "{pte}");
+    let pte = &report.trace.as_ref().expect("a trace").summary.by_level["pte"];
+    assert_eq!(pte.faults, 1024, "{pte:#?}");
+    let handler = pte.handler_ns.expect("handler times");
+    for ns in [handler.p50, handler.p90, handler.p99, handler.max] {
+        assert!(ns > 0, "{pte:#?}");
     }
     assert_eq!(
         phase_names(&trace),
@@ -198,10 +194,7 @@ fn a_traced_guest_cmd_shows_its_huge_faults() {
             "rangefault-probe touch-all",
         ],
     );
-    assert_eq!(
-        report["trace"]["by_level"]["pmd"]["faults"], 128,
-        "{:#}",
-        report["trace"]
-    );
+    let summary = &report.trace.as_ref().expect("a trace").summary;
+    assert_eq!(summary.by_level["pmd"].faults, 128, "{summary:#?}");
     assert_eq!(phase_names(&trace), ["guest-cmd", "map", "touch", "check"]);
 }

@@ -13,15 +13,14 @@ mod common;
 
 use std::io::Write;
 
-use serde_json::Value;
 use vmm::hostvirt::HostVirt;
 
-use common::boot_scenario_on;
 use common::kvm::{assert_kvm_faults, assert_kvm_semantics};
+use common::{boot_scenario_on, BootReport};
 
 /// Boots `scenario` under KVM; None (after a visible SKIPPED line) where that cannot work (by
 /// the rule `vmm run --engine auto` uses: vmm's own `HostVirt`).
-fn boot_on_kvm(name: &str, vram: &str, page: &str, scenario: &str) -> Option<Value> {
+fn boot_on_kvm(name: &str, vram: &str, page: &str, scenario: &str) -> Option<BootReport> {
     let host = HostVirt::detect();
     if !host.kvm_boots_linux() {
         let why = host.explain();
@@ -34,7 +33,7 @@ fn boot_on_kvm(name: &str, vram: &str, page: &str, scenario: &str) -> Option<Val
         return None;
     }
     let report = boot_scenario_on("kvm", name, vram, page, scenario)?;
-    assert_eq!(report["engine"], "kvm", "{report:#}");
+    assert_eq!(report.engine, "kvm", "{report}");
     Some(report)
 }
 

@@ -7,29 +7,29 @@
 
 mod common;
 
-use serde_json::Value;
-
-use common::boot_scenario_on;
 use common::kvm::{assert_kvm_faults, assert_kvm_semantics, assert_vram_was_a_memslot};
+use common::{boot_scenario_on, BootReport};
+use rangefault_report::ScenarioResult;
 
-/// Boots `scenario` in the nested setup; asserts the run passed at both levels.
-fn boot_nested(name: &str, vram: &str, page: &str, scenario: &str) -> Option<Value> {
+fn boot_nested(name: &str, vram: &str, page: &str, scenario: &str) -> Option<BootReport> {
     let report = boot_scenario_on("kvm-nested", name, vram, page, scenario)?;
-    let nested = &report["nested"];
-    assert_eq!(nested["engine"], "kvm-nested", "{report:#}");
-    assert_eq!(nested["inner_vmm_exit"], 0, "{report:#}");
-    assert_eq!(nested["outer"]["timed_out"], false, "{report:#}");
-    // `auto` inside the outer guest found hardware-style KVM (TCG's svm), and said so.
-    let reason = report["engine_reason"].as_str().unwrap_or_default();
+    let nested = report
+        .nested
+        .as_ref()
+        .expect("a kvm-nested report has its outer view");
+    assert_eq!(nested.engine, "kvm-nested", "{report}");
+    assert_eq!(nested.inner_vmm_exit, Some(0), "{report}");
+    assert!(!nested.outer.timed_out, "{report}");
+    let reason = &report.engine_reason;
     assert!(
         reason.starts_with("auto:") && reason.contains("svm"),
-        "{report:#}"
+        "{report}"
     );
     eprintln!(
         "{name}: outer wall {:.1} s, inner boot-to-bound {:.1} s, inner wall {:.1} s",
-        nested["outer"]["wall_s"].as_f64().unwrap_or(-1.0),
-        report["timing"]["boot_to_bound_s"].as_f64().unwrap_or(-1.0),
-        report["timing"]["wall_s"].as_f64().unwrap_or(-1.0)
+        nested.outer.wall_s,
+        report.timing.boot_to_bound_s.unwrap_or(-1.0),
+        report.timing.wall_s
     );
     Some(report)
 }
@@ -40,10 +40,10 @@ fn skeleton_nested_kvm() {
         return;
     };
     assert_vram_was_a_memslot(&report);
-    let scenario = &report["scenarios"][0];
-    assert_eq!(scenario["scenario"], "skeleton", "{report:#}");
-    assert_eq!(scenario["pass"], true, "{report:#}");
-    assert_eq!(report["guest_driver"]["vram_size"], 256 << 20, "{report:#}");
+    let scenario = report.results(ScenarioResult::skeleton)[0];
+    assert!(scenario.pass, "{report}");
+    let driver = report.guest_driver.as_ref().expect("the driver bound");
+    assert_eq!(driver.vram_size, Some(256 << 20), "{report}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 mod common;
 
 use common::assertions::{assert_fault_matrix, assert_semantics};
-use common::{boot_scenario, boot_scenario_with, scenarios_named};
+use common::{boot_scenario, boot_scenario_with};
+use rangefault_report::ScenarioResult;
 
 /// Runs the `faults` scenario on a device with `page` preferred pages and checks every
 /// strategy's fault count against the formula exactly (see `common::assertions`).
@@ -97,16 +98,17 @@ fn kernel_mm_selftests() {
     ) else {
         return;
     };
-    let result = scenarios_named(&report, "mm-selftests")[0];
-    let runs = result["runs"].as_array().expect("runs");
-    let names: Vec<&str> = runs.iter().filter_map(|r| r["name"].as_str()).collect();
-    assert_eq!(names, ["pfnmap", "mremap_test"], "{result:#}");
-    for run in runs {
-        assert_eq!(run["pass"], true, "{run:#}");
-        assert!(run["totals"]["pass"].as_u64() > Some(0), "{run:#}");
-        assert_eq!(run["totals"]["fail"], 0, "{run:#}");
+    let result = report.results(ScenarioResult::mm_selftests)[0];
+    let names: Vec<&str> = result.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["pfnmap", "mremap_test"], "{result:#?}");
+    for run in &result.runs {
+        assert!(run.pass, "{run:#?}");
+        let totals = run.totals.as_ref().expect("kselftest totals");
+        assert!(totals.pass > 0, "{run:#?}");
+        assert_eq!(totals.fail, 0, "{run:#?}");
     }
-    assert_eq!(runs[0]["totals"]["skip"], 0, "pfnmap skipped: {result:#}");
+    let pfnmap = result.runs[0].totals.as_ref().expect("pfnmap totals");
+    assert_eq!(pfnmap.skip, 0, "pfnmap skipped: {result:#?}");
 }
 
 #[test]
@@ -114,11 +116,11 @@ fn touch_all_64k_faults_vram_over_64k() {
     let Some(report) = boot_scenario("touch-all-64K", "1G", "64K", "touch-all") else {
         return;
     };
-    let result = scenarios_named(&report, "touch-all")[0];
-    assert_eq!(result["faults"], (1u64 << 30) / (64 << 10), "{result}");
-    assert_eq!(result["faults"], result["expected_faults"], "{result}");
-    assert_eq!(result["host_check"]["pass"], true, "{result}");
-    assert_eq!(result["pass"], true, "{result}");
+    let result = report.results(ScenarioResult::touch_all)[0];
+    assert_eq!(result.cost.faults, (1u64 << 30) / (64 << 10), "{result:#?}");
+    assert_eq!(result.cost.faults, result.expected_faults, "{result:#?}");
+    assert!(result.cost.host_check.pass, "{result:#?}");
+    assert!(result.pass, "{result:#?}");
 }
 
 /// Range insertion at 4 MiB over all of 1 GiB of VRAM, with the default strategy (`range-mm`
@@ -129,14 +131,14 @@ fn touch_all_4m_host_sees_512_pmd_leaves() {
     let Some(report) = boot_scenario("touch-all-4M", "1G", "4M", "touch-all") else {
         return;
     };
-    let result = scenarios_named(&report, "touch-all")[0];
-    let host = &result["host_check"];
-    assert_eq!(result["strategy"], "range-mm", "{result}");
-    assert_eq!(result["faults"], 256, "{result}");
-    assert_eq!(result["pmd_inserts"], 512, "{result}");
-    assert_eq!(host["pass"], true, "{result}");
-    assert_eq!(host["leaves"]["2M"], 512, "{result}");
-    assert_eq!(host["leaves"]["4K"], 0, "{result}");
-    assert_eq!(host["leaves"]["1G"], 0, "{result}");
-    assert_eq!(host["memtype"], "WC", "{result}");
+    let result = report.results(ScenarioResult::touch_all)[0];
+    let host = &result.cost.host_check;
+    assert_eq!(result.strategy, "range-mm", "{result:#?}");
+    assert_eq!(result.cost.faults, 256, "{result:#?}");
+    assert_eq!(result.cost.pmd_inserts, 512, "{result:#?}");
+    assert!(host.pass, "{result:#?}");
+    assert_eq!(host.leaves.m2, 512, "{result:#?}");
+    assert_eq!(host.leaves.k4, 0, "{result:#?}");
+    assert_eq!(host.leaves.g1, 0, "{result:#?}");
+    assert_eq!(host.memtype, "WC", "{result:#?}");
 }

@@ -6,14 +6,8 @@
 
 mod common;
 
-use common::{boot_scenario_with, scenarios_named};
-use serde_json::Value;
-
-fn u(value: &Value) -> u64 {
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("not a count: {value}"))
-}
+use common::boot_scenario_with;
+use rangefault_report::{FaultInjectResult, ScenarioResult, SoakResult};
 
 #[test]
 fn fault_injection_and_soak() {
@@ -27,33 +21,27 @@ fn fault_injection_and_soak() {
     ) else {
         return;
     };
-    assert_fault_injection(scenarios_named(&report, "fault-inject")[0]);
-    assert_soak(scenarios_named(&report, "soak")[0]);
-    let leaks = scenarios_named(&report, "kmemleak")[0];
-    assert_eq!(leaks["enabled"], true, "{leaks}");
-    assert_eq!(leaks["clean"], true, "{leaks}");
+    assert_fault_injection(report.results(ScenarioResult::fault_inject)[0]);
+    let soak = report.results(ScenarioResult::soak)[0];
+    assert_soak(soak);
+    let leaks = report.results(ScenarioResult::kmemleak)[0];
+    assert!(leaks.enabled, "{leaks:#?}");
+    assert_eq!(leaks.clean, Some(true), "{leaks:#?}");
     // The soak unbinds and rebinds the driver: every bind after the first is one of its rebinds.
-    let rebinds = u(&scenarios_named(&report, "soak")[0]["rebinds"]);
-    assert_eq!(u(&report["timing"]["binds"]), rebinds + 1, "{report:#}");
+    assert_eq!(report.timing.binds, soak.rebinds + 1, "{report}");
 }
 
 /// Every strategy (and the misaligned `range-mm` mapping) was swept to the end and stormed,
 /// failures were really injected and each surfaced as a documented outcome: `ENOMEM` from open
 /// and mmap, `EFAULT` from a kernel-mode copy, a transparent retry of a user-mode touch; no
 /// leaked module reference, no wrong data, every host check passed.
-fn assert_fault_injection(result: &Value) {
-    let show = serde_json::to_string(result).unwrap_or_default();
-    assert_eq!(result["pass"], true, "{show}");
-    assert_eq!(result["disable_enable_after"], true, "{show}");
-    let cases = result["cases"].as_array().expect("cases");
-    let names: Vec<(&str, bool)> = cases
+fn assert_fault_injection(result: &FaultInjectResult) {
+    assert!(result.pass, "{result:#?}");
+    assert!(result.disable_enable_after, "{result:#?}");
+    let names: Vec<(&str, bool)> = result
+        .cases
         .iter()
-        .map(|c| {
-            (
-                c["strategy"].as_str().unwrap_or("?"),
-                c["misaligned"] == true,
-            )
-        })
+        .map(|c| (c.strategy.as_str(), c.misaligned))
         .collect();
     assert_eq!(
         names,
@@ -65,64 +53,65 @@ fn assert_fault_injection(result: &Value) {
             ("range-mm", false),
             ("range-mm", true),
         ],
-        "{show}"
+        "{result:#?}"
     );
     let (mut open, mut map, mut touch, mut efault) = (0, 0, 0, 0);
-    for case in cases {
-        let show = serde_json::to_string(case).unwrap_or_default();
-        assert_eq!(case["pass"], true, "{show}");
-        assert_eq!(case["sweep_complete"], true, "{show}");
-        assert!(u(&case["injected_sweep"]) >= 10, "{show}");
+    for case in &result.cases {
+        assert!(case.pass, "{case:#?}");
+        assert!(case.sweep_complete, "{case:#?}");
+        assert!(case.injected_sweep >= 10, "{case:#?}");
         assert_eq!(
-            u(&case["injected_sweep"]) + 1,
-            u(&case["sweep_steps"]),
-            "{show}"
+            case.injected_sweep + 1,
+            u64::from(case.sweep_steps),
+            "{case:#?}"
         );
-        assert!(u(&case["injected_storm_page_alloc"]) > 0, "{show}");
-        assert_eq!(case["data_mismatches"], 0, "{show}");
-        assert_eq!(case["refcnt_leaks"], 0, "{show}");
-        assert_eq!(case["problems"], serde_json::json!([]), "{show}");
-        assert!(u(&case["host_checks_passed"]) > 0, "{show}");
-        open += u(&case["open_enomem"]);
-        map += u(&case["map_enomem"]);
-        touch += u(&case["touch_retried_clean"]);
-        efault += u(&case["copy_efault"]);
+        assert!(case.injected_storm_page_alloc > 0, "{case:#?}");
+        assert_eq!(case.data_mismatches, 0, "{case:#?}");
+        assert_eq!(case.refcnt_leaks, 0, "{case:#?}");
+        assert!(case.problems.is_empty(), "{case:#?}");
+        assert!(case.host_checks_passed > 0, "{case:#?}");
+        open += case.open_enomem;
+        map += case.map_enomem;
+        touch += case.touch_retried_clean;
+        efault += case.copy_efault;
     }
     // Each kind of failure was reached somewhere.
-    assert!(open > 0 && map > 0 && touch > 0 && efault > 0, "{show}");
-    assert!(u(&result["injected_total"]) >= 100, "{show}");
+    assert!(
+        open > 0 && map > 0 && touch > 0 && efault > 0,
+        "{result:#?}"
+    );
+    assert!(result.injected_total >= 100, "{result:#?}");
 }
 
 /// The short soak ran every round on every thread with zaps and rebinds in between, with no
 /// data mismatch, a passing host check after every thread's every round, and a SIGBUS wherever
 /// revocation promises one; and the regression test of the concurrent-CHECK bug passed.
-fn assert_soak(result: &Value) {
-    let show = serde_json::to_string(result).unwrap_or_default();
-    assert_eq!(result["pass"], true, "{show}");
-    let rounds = u(&result["rounds"]);
-    let threads = u(&result["threads"]);
+fn assert_soak(result: &SoakResult) {
+    assert!(result.pass, "{result:#?}");
+    let rounds = result.rounds;
+    let threads = result.threads as u64;
     // The soak's CI default (40 rounds, a rebind every 20).
-    assert!(rounds >= 40, "{show}");
-    assert_eq!(threads, 8, "{show}");
-    assert_eq!(u(&result["host_checks_passed"]), rounds * threads, "{show}");
-    assert_eq!(result["data_mismatches"], 0, "{show}");
-    assert!(u(&result["zaps"]) > 0, "{show}");
-    assert!(u(&result["rebinds"]) >= rounds / 20, "{show}");
-    assert!(u(&result["rebinds"]) >= 2, "{show}");
-    assert_eq!(result["sigbus_seen"], result["sigbus_expected"], "{show}");
+    assert!(rounds >= 40, "{result:#?}");
+    assert_eq!(threads, 8, "{result:#?}");
+    assert_eq!(result.host_checks_passed, rounds * threads, "{result:#?}");
+    assert_eq!(result.data_mismatches, 0, "{result:#?}");
+    assert!(result.zaps > 0, "{result:#?}");
+    assert!(result.rebinds >= rounds / 20, "{result:#?}");
+    assert!(result.rebinds >= 2, "{result:#?}");
+    assert_eq!(result.sigbus_seen, result.sigbus_expected, "{result:#?}");
     assert_eq!(
-        u(&result["sigbus_expected"]),
-        u(&result["zaps"]) + u(&result["rebinds"]),
-        "{show}"
+        result.sigbus_expected,
+        result.zaps + result.rebinds,
+        "{result:#?}"
     );
-    assert_eq!(result["entries_after_zap"], 0, "{show}");
-    assert_eq!(
-        result["concurrent_host_checks_get_their_own_results"]["pass"], true,
-        "{show}"
+    assert_eq!(result.entries_after_zap, 0, "{result:#?}");
+    assert!(
+        result.concurrent_host_checks_get_their_own_results.pass,
+        "{result:#?}"
     );
-    for thread in result["per_thread"].as_array().expect("per_thread") {
-        assert_eq!(u(&thread["rounds"]), rounds, "{show}");
-        assert_eq!(thread["data_mismatches"], 0, "{show}");
-        assert_eq!(thread["host_checks_failed"], 0, "{show}");
+    for thread in &result.per_thread {
+        assert_eq!(thread.rounds, rounds, "{result:#?}");
+        assert_eq!(thread.data_mismatches, 0, "{result:#?}");
+        assert_eq!(thread.host_checks_failed, 0, "{result:#?}");
     }
 }

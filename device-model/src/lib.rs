@@ -28,7 +28,7 @@ pub use vram::Vram;
 
 use pci_config::PciConfigSpace;
 use registers::Registers;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Errors from building the device or touching VRAM.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +50,7 @@ pub enum DeviceError {
 /// The device's own access counters, for the report (`device.accesses`),
 /// logs and tests. Plain integers: the device is only ever touched through
 /// `&mut self`, under the engine's lock.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceStats {
     pub config_reads: u64,
     pub config_writes: u64,

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A count, bumped with relaxed atomics: each counts events of its own, nothing orders on it.
 #[derive(Debug, Default)]
@@ -26,8 +26,15 @@ impl Serialize for Counter {
     }
 }
 
+/// A report read back (by the boot tests) holds the values counted.
+impl<'de> Deserialize<'de> for Counter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u64::deserialize(deserializer).map(|n| Counter(AtomicU64::new(n)))
+    }
+}
+
 /// What both engines count where the guest meets the device.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct BoundaryCounters {
     pub config_accesses: Counter,
     pub register_accesses: Counter,

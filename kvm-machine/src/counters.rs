@@ -1,10 +1,10 @@
 //! What crossed from the guest to the VMM, for the report and the tests.
 
 use device_model::metrics::{BoundaryCounters, Counter};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Counters bumped by the vCPU threads; the report serializes them as they are.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Counters {
     /// Config, BAR0 and trapped VRAM accesses (VRAM exits to the VMM when BAR2 is not mapped
     /// as a memslot: a refused placement).

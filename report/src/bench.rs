@@ -9,8 +9,6 @@ use crate::{FaultLatency, HostCheck};
 /// Times are guest-clock nanoseconds: instructions under `vmm run --icount`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchCell {
-    /// Always `bench`.
-    pub scenario: String,
     pub pass: bool,
     pub round: u64,
     /// A strategy's name (`rangefault_abi::uapi::Strategy::name`) or a peer's
@@ -75,7 +73,7 @@ mod tests {
 
     #[test]
     fn a_peer_cell_round_trips() {
-        let line = r#"{"scenario":"bench","pass":true,"round":2,"subject":"vfio-pci","kind":"peer",
+        let line = r#"{"pass":true,"round":2,"subject":"vfio-pci","kind":"peer",
             "order":"random","bdf":"0000:00:04.0","page_size":2097152,"mapped_bytes":1073741824,
             "touches":262144,"faults":1,"map_ns":16645,"touch_ns":23128161,"unmap_ns":15836,
             "vm_pte_bytes":0,"driver":null,"vma_lock_retries":0}"#;

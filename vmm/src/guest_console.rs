@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use rangefault_report::GuestResult;
 use serde_json::Value;
 
 /// Kernel log fragments that mean the guest kernel misbehaved. A boot test
@@ -78,7 +79,7 @@ const MAX_ENTRIES: usize = 1000;
 /// What the guest said, as far as the host cares.
 #[derive(Debug, Default)]
 pub struct GuestConsole {
-    pub results: Vec<Value>,
+    pub results: Vec<GuestResult>,
     pub errors: Vec<String>,
     pub exit_code: Option<i32>,
     /// The driver's first "bound:" line and when it arrived (a guest
@@ -212,7 +213,7 @@ impl GuestConsole {
     /// its own line, and the result completed from the lines that follow.
     fn result(&mut self, json: &str, now: Instant) {
         let error = match serde_json::from_str(json) {
-            Ok(value) => return keep(&mut self.results, value, &mut self.dropped),
+            Ok(value) => return self.typed_result(json, value),
             Err(e) => e,
         };
         let left = self.split_result.as_ref().map_or(MAX_SPLIT_LINES, |s| s.1);
@@ -220,7 +221,7 @@ impl GuestConsole {
             let (head, message) = json.split_at(at);
             match serde_json::from_str(head) {
                 // The message came right after the result ("...}[  46.80] clocksource: ...").
-                Ok(value) => keep(&mut self.results, value, &mut self.dropped),
+                Ok(value) => self.typed_result(head, value),
                 // It came in the middle: the rest of the result follows on later lines.
                 Err(e) if e.is_eof() => self.split_result = Some((head.to_owned(), left - 1)),
                 Err(_) => {
@@ -234,6 +235,15 @@ impl GuestConsole {
             return;
         }
         self.broken_result(json, &error.to_string());
+    }
+
+    /// Keeps a whole result line's JSON if it is what its scenario prints: a probe result of
+    /// the wrong shape (a field renamed on one side only) is an error, not a result.
+    fn typed_result(&mut self, json: &str, value: Value) {
+        match GuestResult::from_value(value) {
+            Ok(result) => keep(&mut self.results, result, &mut self.dropped),
+            Err(e) => self.broken_result(json, &format!("not the probe's result type: {e}")),
+        }
     }
 
     fn broken_result(&mut self, json: &str, why: &str) {
@@ -293,6 +303,13 @@ fn strip_timestamp(line: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn user(result: &GuestResult) -> &serde_json::Map<String, Value> {
+        match result {
+            GuestResult::User(map) => map,
+            GuestResult::Probe(probe) => panic!("a probe result: {probe:?}"),
+        }
+    }
+
     fn console(lines: &[&str]) -> GuestConsole {
         let mut c = GuestConsole::new(Instant::now());
         for l in lines {
@@ -305,7 +322,7 @@ mod tests {
     fn collects_results_exit_and_bound_line() {
         let c = console(&[
             "[    1.000000] rangefault 0000:00:03.0: bound: vram=1073741824 page_size=2097152 bar2=0xfe00000000 abi=1\r",
-            "RANGEFAULT-RESULT {\"scenario\":\"skeleton\",\"pass\":true}",
+            "RANGEFAULT-RESULT {\"scenario\":\"user\",\"pass\":true}",
             "RANGEFAULT-EXIT 0",
         ]);
         assert_eq!(c.results.len(), 1);
@@ -328,6 +345,19 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_result_of_the_wrong_shape_is_an_error() {
+        // Valid JSON named like a probe scenario, but not its type (fields missing).
+        let c = console(&["RANGEFAULT-RESULT {\"scenario\":\"soak\",\"pass\":true}"]);
+        assert!(c.results.is_empty());
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        assert!(
+            c.errors[0].contains("not the probe's result type"),
+            "{:?}",
+            c.errors
+        );
+    }
+
+    #[test]
     fn a_flood_of_problem_lines_is_capped_and_counted() {
         let mut c = GuestConsole::new(Instant::now());
         for _ in 0..MAX_ENTRIES + 5 {
@@ -340,14 +370,14 @@ mod tests {
     #[test]
     fn a_result_split_by_a_kernel_message_is_put_back_together() {
         let c = console(&[
-            "RANGEFAULT-RESULT {\"scenario\":\"semantics\",\"detail\":\"O_RDONLY maps and rea[  194.742068] clocksource: Marking clocksource tsc unstable due to frequency skew\r",
+            "RANGEFAULT-RESULT {\"scenario\":\"user\",\"detail\":\"O_RDONLY maps and rea[  194.742068] clocksource: Marking clocksource tsc unstable due to frequency skew\r",
             "[  194.750000] WARNING: CPU: 1 PID: 7 at mm/memory.c:1 f+0x0\r",
             "d it\",\"pass\":true}\r",
             "RANGEFAULT-EXIT 0",
         ]);
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(c.results.len(), 1);
-        assert_eq!(c.results[0]["detail"], "O_RDONLY maps and read it");
+        assert_eq!(user(&c.results[0])["detail"], "O_RDONLY maps and read it");
         // Both kernel lines were read as kernel lines.
         assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
         assert!(c.problems[0].starts_with("WARNING: CPU: 1"));
@@ -356,13 +386,13 @@ mod tests {
     #[test]
     fn a_kernel_message_right_after_a_result_is_its_own_line() {
         let c = console(&[
-            "RANGEFAULT-RESULT {\"scenario\":\"faults\",\"pass\":true}[   46.800066] clocksource: Marking clocksource tsc unstable due to frequency skew\r",
+            "RANGEFAULT-RESULT {\"scenario\":\"user\",\"pass\":true}[   46.800066] clocksource: Marking clocksource tsc unstable due to frequency skew\r",
             "[   46.9] BUG: Bad page map in process probe\r",
             "RANGEFAULT-EXIT 0",
         ]);
         assert!(c.errors.is_empty(), "{:?}", c.errors);
         assert_eq!(c.results.len(), 1);
-        assert_eq!(c.results[0]["scenario"], "faults");
+        assert_eq!(c.results[0].name(), Some("user"));
         assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
         // JSON that is broken before the kernel message is still broken.
         let c = console(&["RANGEFAULT-RESULT {\"a\" 1}[    1.0] x"]);

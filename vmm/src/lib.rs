@@ -12,7 +12,7 @@ mod guest_ram;
 pub mod hostvirt;
 mod images;
 pub mod interrupt;
-mod report;
+pub mod report;
 pub mod run;
 pub mod scratch;
 /// Byte sizes as the command line writes them (`64K`, `2M`, `1G`); `fault-bench` writes them too.

@@ -5,12 +5,11 @@ use std::sync::Mutex;
 
 use device_model::host_check::CheckStatus;
 use device_model::{DeviceStats, HostCheckRecord, RangefaultDevice};
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-use crate::engine::HostCounters;
+pub use crate::engine::HostCounters;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub engine: String,
     pub engine_reason: String,
@@ -23,7 +22,7 @@ pub struct Report {
     pub guest_driver: Option<GuestDriverView>,
     pub scenario: String,
     /// One entry per `RANGEFAULT-RESULT` line the guest printed.
-    pub scenarios: Vec<Value>,
+    pub scenarios: Vec<rangefault_report::GuestResult>,
     pub guest_errors: Vec<String>,
     pub guest_exit_code: Option<i32>,
     /// Kernel oops/WARN/lockdep lines seen on the guest console.
@@ -44,17 +43,48 @@ pub struct Report {
     pub timed_out: bool,
     /// The overall verdict (also vmm's exit status).
     pub pass: bool,
+    /// `--engine kvm-nested`: the outer guest's view, added to the inner run's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<NestedView>,
 }
 
-#[derive(Debug, Serialize)]
+/// What the outer level of a kvm-nested run adds to the inner run's report.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NestedView {
+    /// Always `kvm-nested` (the report's own `engine` is the inner run's, `kvm`).
+    pub engine: String,
+    pub engine_reason: String,
+    pub outer: OuterGuest,
+    /// The inner vmm's exit status, as the outer /init saw it.
+    pub inner_vmm_exit: Option<i32>,
+    /// Whether the inner vmm's report came out (else the report is built from the console).
+    pub inner_report: bool,
+    /// Why the outer level failed, if it did (also in `host_errors`).
+    pub errors: Vec<String>,
+}
+
+/// The outer guest of a kvm-nested run: a QEMU TCG guest whose kernel runs the inner vmm.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OuterGuest {
+    pub accelerator: String,
+    pub cpu: String,
+    pub memory: u64,
+    pub cpus: u8,
+    pub kernel_release: Option<String>,
+    pub qemu_status: Option<String>,
+    pub wall_s: f64,
+    pub timed_out: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Versions {
-    pub vmm: &'static str,
+    pub vmm: String,
     pub kernel_release: Option<String>,
     /// Packages of the image sysroot (QEMU, rustc, linux-source, ...).
     pub packages: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DeviceReport {
     pub bdf: String,
     pub vendor_id: u16,
@@ -67,17 +97,17 @@ pub struct DeviceReport {
 }
 
 /// One device of the run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct DeviceEntry {
     pub bdf: String,
     pub vram_size: u64,
     pub page_size: u64,
     /// The guest driver the device was given to (`rangefault`, `vfio-pci`).
-    pub driver: &'static str,
+    pub driver: String,
     pub accesses: DeviceStats,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct GuestDriverView {
     pub line: String,
     pub vram_size: Option<u64>,
@@ -87,7 +117,7 @@ pub struct GuestDriverView {
     pub insert_range: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Timing {
     /// From starting the engine to the driver's first "bound:" line.
     pub boot_to_bound_s: Option<f64>,
@@ -100,11 +130,11 @@ pub struct Timing {
     pub wall_s: f64,
     /// What the guest's clock counts: `real` time, or `icount` (`--icount`: one guest
     /// nanosecond per instruction, so the guest's timings are instruction counts).
-    pub guest_clock: &'static str,
+    pub guest_clock: String,
 }
 
 /// Every host page-table check the guest asked for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct HostChecks {
     /// Doorbells rung (the device's SEQ).
     pub total: u64,
@@ -112,7 +142,7 @@ pub struct HostChecks {
     pub dropped: u64,
     /// Kept checks per status ("pass", "mismatch", "walk_error",
     /// "bad_request", "unsupported"); absent statuses are 0.
-    pub by_status: BTreeMap<&'static str, u64>,
+    pub by_status: BTreeMap<String, u64>,
     /// One line per kept check, in order.
     pub summary: Vec<String>,
     /// The full records: the driver's registers, the device's expectations,
@@ -128,7 +158,7 @@ impl HostChecks {
         let device = device.lock().unwrap_or_else(|e| e.into_inner());
         let records = device.host_checks().to_vec();
         let dropped = device.host_checks_dropped();
-        let mut by_status: BTreeMap<&'static str, u64> = [
+        let mut by_status: BTreeMap<String, u64> = [
             CheckStatus::Pass,
             CheckStatus::Mismatch,
             CheckStatus::WalkError,
@@ -136,10 +166,12 @@ impl HostChecks {
             CheckStatus::Unsupported,
         ]
         .into_iter()
-        .map(|status| (status_name(status), 0))
+        .map(|status| (status_name(status).to_owned(), 0))
         .collect();
         for record in &records {
-            *by_status.entry(status_name(record.status)).or_default() += 1;
+            *by_status
+                .entry(status_name(record.status).to_owned())
+                .or_default() += 1;
         }
         HostChecks {
             total: records.len() as u64 + dropped,

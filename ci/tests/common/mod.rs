@@ -8,9 +8,7 @@ pub mod kvm;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use serde_json::Value;
-
-pub use rangefault_ci::repo;
+pub use rangefault_ci::{repo, BootReport};
 
 /// Builds the vmm binary once, into its own target dir (the outer cargo holds the workspace's):
 /// beside cargo's when `CARGO_TARGET_DIR` names one (`.ci/run` keeps it outside the clone, so a
@@ -50,17 +48,17 @@ fn boot_lock() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Boots with `args`; returns (exit code, report).
-pub fn boot(name: &str, args: &[&str]) -> (i32, Value) {
+pub fn boot(name: &str, args: &[&str]) -> (i32, BootReport) {
     let _guard = boot_lock();
     let report = repo().join(format!("target/ci/report-{name}.json"));
-    let (status, value) = rangefault_ci::run_vmm(vmm_binary(), args, &report)
+    let (status, report) = rangefault_ci::run_vmm(vmm_binary(), args, &report)
         .unwrap_or_else(|e| panic!("{}: {e}", report.display()));
-    (status.code().unwrap_or(-1), value)
+    (status.code().unwrap_or(-1), report)
 }
 
 /// Boots `scenario` on a device of `vram` / `page`, asserts the run as a whole passed with a
 /// clean guest log and no trapped VRAM access, and returns the report (None when skipped).
-pub fn boot_scenario(name: &str, vram: &str, page: &str, scenario: &str) -> Option<Value> {
+pub fn boot_scenario(name: &str, vram: &str, page: &str, scenario: &str) -> Option<BootReport> {
     boot_scenario_on("qemu", name, vram, page, scenario)
 }
 
@@ -71,7 +69,7 @@ pub fn boot_scenario_on(
     vram: &str,
     page: &str,
     scenario: &str,
-) -> Option<Value> {
+) -> Option<BootReport> {
     boot_scenario_with(engine, name, vram, page, scenario, &[])
 }
 
@@ -83,7 +81,7 @@ pub fn boot_scenario_with(
     page: &str,
     scenario: &str,
     extra: &[&str],
-) -> Option<Value> {
+) -> Option<BootReport> {
     if !can_boot() {
         return None;
     }
@@ -99,31 +97,24 @@ pub fn boot_scenario_with(
     ];
     args.extend_from_slice(extra);
     let (code, report) = boot(name, &args);
-    let show = serde_json::to_string_pretty(&report).unwrap_or_default();
+    assert!(report.guest_log_problems.is_empty(), "{report}");
     assert_eq!(
-        report["guest_log_problems"],
-        serde_json::json!([]),
-        "{show}"
+        report.host.boundary().vram_trapped_accesses.get(),
+        0,
+        "{report}"
     );
-    assert_eq!(report["host"]["vram_trapped_accesses"], 0, "{show}");
     // QEMU printed no warning (e.g. "Could not enable error recovery": the ERR irq is served).
-    assert_eq!(report["engine_warnings"], serde_json::json!([]), "{show}");
-    assert_eq!(code, 0, "vmm failed; report:\n{show}");
-    assert_eq!(report["pass"], true, "{show}");
+    assert!(report.engine_warnings.is_empty(), "{report}");
+    assert_eq!(code, 0, "vmm failed; report:\n{report}");
+    assert!(report.pass, "{report}");
     Some(report)
 }
 
 /// Whether the guest's driver has the `range-mm` strategy (a kernel with `vmf_insert_range`).
-pub fn has_insert_range(report: &Value) -> bool {
-    report["guest_driver"]["insert_range"] == true
-}
-
-/// The results of the guest scenario `name` in `report`.
-pub fn scenarios_named<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
-    let found: Vec<&Value> = report["scenarios"]
-        .as_array()
-        .map(|all| all.iter().filter(|s| s["scenario"] == name).collect())
-        .unwrap_or_default();
-    assert!(!found.is_empty(), "no {name} result in {report:#}");
-    found
+pub fn has_insert_range(report: &BootReport) -> bool {
+    report
+        .guest_driver
+        .as_ref()
+        .and_then(|d| d.insert_range)
+        .unwrap_or(false)
 }

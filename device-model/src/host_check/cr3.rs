@@ -4,7 +4,7 @@
 //! [`super::GuestAccess::doorbell_cpu_state`]; the comparison rule lives
 //! here because it is part of what ROOT means in the ABI.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The bits of CR3 (and ROOT) that name the top-level table: 12..=60.
 /// Below are PCID (or PWT/PCD), above the no-flush bit 63 and the LAM bits
@@ -16,7 +16,7 @@ const TABLE_BITS: u64 = 0x1fff_ffff_ffff_f000;
 const PTI_USER_BIT: u64 = 1 << 12;
 
 /// What the engine said about the CPU that rang the doorbell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cr3Check {
     /// That vCPU's CR3, as the engine read it.
     pub vcpu_cr3: u64,

@@ -19,7 +19,7 @@ mod walk;
 
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vm_memory::GuestMemoryMmap;
 
 pub(crate) use checker::HostChecker;
@@ -83,9 +83,18 @@ fn strategy_name<S: serde::Serializer>(strategy: &Strategy, s: S) -> Result<S::O
     s.serialize_str(strategy.name())
 }
 
+/// A report read back: the strategy by its name.
+fn strategy_by_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Strategy, D::Error> {
+    let name = String::deserialize(d)?;
+    Strategy::ALL
+        .into_iter()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown strategy {name:?}")))
+}
+
 /// What the device asks the engine to check: the driver's registers,
 /// validated, plus what the device derives from its own configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckRequest {
     /// Guest-physical address of the top-level table (CR3; low bits are
     /// ignored by the walk).
@@ -105,7 +114,10 @@ pub struct CheckRequest {
     pub la57: bool,
     /// Whether a not-present page in the range is a mismatch.
     pub require_present: bool,
-    #[serde(serialize_with = "strategy_name")]
+    #[serde(
+        serialize_with = "strategy_name",
+        deserialize_with = "strategy_by_name"
+    )]
     pub strategy: Strategy,
     /// The largest leaf the strategy may use here (see
     /// [`expected_max_leaf`]). A page may be mapped by any leaf up to the
@@ -117,7 +129,7 @@ pub struct CheckRequest {
 }
 
 /// The STATUS register's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Pass,
@@ -141,7 +153,7 @@ impl CheckStatus {
 }
 
 /// The request registers exactly as the driver left them at the doorbell.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckRegisters {
     pub root: u64,
     pub va: u64,
@@ -152,7 +164,7 @@ pub struct CheckRegisters {
 }
 
 /// Everything about one doorbell, for the host's report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostCheckRecord {
     /// The SEQ register's value after this check (1 for the first).
     pub seq: u64,

@@ -5,10 +5,10 @@
 //! decodes the walk and the driver's is only compared with it: a driver that
 //! passes a wrong PAT shows up in the record without changing the verdict.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The ringing vCPU's IA32_PAT against the driver's PAT registers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PatCheck {
     /// That vCPU's IA32_PAT, as the engine read it; the walk used this one.
     pub vcpu_pat: u64,

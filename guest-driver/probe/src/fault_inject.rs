@@ -51,10 +51,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use rangefault_abi::{pattern, selftest};
+use rangefault_report::{CaseResult, FaultInjectResult, KmemleakResult};
 
 use crate::faults::mapping_alignment;
 use crate::regs::Registers;
@@ -87,7 +87,7 @@ struct Case {
 }
 
 /// What one child saw (it serialises this onto its pipe).
-#[derive(Serialize, Default)]
+#[derive(Debug, Serialize, Deserialize, Default)]
 struct ChildView {
     open_errno: Option<i32>,
     map_errno: Option<i32>,
@@ -105,42 +105,6 @@ struct ChildView {
     host_check_pass: Option<bool>,
     host_check: Option<crate::uapi::HostCheck>,
     error: Option<String>,
-}
-
-/// Outcome counts of a case.
-#[derive(Serialize, Default)]
-pub struct CaseResult {
-    pub strategy: &'static str,
-    pub misaligned: bool,
-    pub pass: bool,
-    pub sweep_steps: u32,
-    /// The sweep reached an n the operation no longer got to.
-    pub sweep_complete: bool,
-    /// Failures injected (sweep: steps whose `fail-nth` read back 0; storm: `times` consumed).
-    pub injected_sweep: u64,
-    pub injected_storm_page_alloc: i64,
-    pub injected_storm_slab: i64,
-    pub open_enomem: u64,
-    pub map_enomem: u64,
-    /// Steps where the failure hit the touch or the copy and the touch retried transparently.
-    pub touch_retried_clean: u64,
-    pub copy_efault: u64,
-    pub copy_short: u64,
-    pub data_mismatches: u64,
-    pub host_checks_passed: u64,
-    pub refcnt_leaks: u64,
-    pub problems: Vec<String>,
-}
-
-#[derive(Serialize)]
-pub struct FaultInjectResult {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub page_size: u64,
-    pub injected_total: u64,
-    pub cases: Vec<CaseResult>,
-    pub disable_enable_after: bool,
-    pub ms: u64,
 }
 
 fn errno() -> i32 {
@@ -269,7 +233,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 }
 
 /// Runs one child for `case`; returns its wait status and what it reported.
-fn run_child(device: &Device, case: Case, arm: Arm) -> (libc::c_int, Option<Value>) {
+fn run_child(device: &Device, case: Case, arm: Arm) -> (libc::c_int, Option<ChildView>) {
     let (rx, tx) = pipe();
     // SAFETY: the probe is single-threaded here; the child runs our own code and ends with
     // `_exit`, never returning into the parent's state.
@@ -416,10 +380,10 @@ fn describe(status: libc::c_int) -> String {
 fn judge(
     r: &mut CaseResult,
     status: libc::c_int,
-    view: Option<Value>,
+    view: Option<ChildView>,
     refcnt_before: i64,
     step: &str,
-) -> Option<Value> {
+) -> Option<ChildView> {
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         r.problems
             .push(format!("{step}: child {}", describe(status)));
@@ -429,38 +393,37 @@ fn judge(
         r.problems.push(format!("{step}: no report from the child"));
         return None;
     };
-    let mut bad = |what: String| r.problems.push(format!("{step}: {what}: {v}"));
-    if !v["error"].is_null() {
+    let mut bad = |what: String| r.problems.push(format!("{step}: {what}: {v:?}"));
+    if v.error.is_some() {
         bad("child error".into());
     }
-    match v["open_errno"].as_i64() {
+    match v.open_errno {
         None => {}
-        Some(e) if e == i64::from(libc::ENOMEM) => r.open_enomem += 1,
+        Some(libc::ENOMEM) => r.open_enomem += 1,
         Some(e) => bad(format!("open failed with errno {e}")),
     }
-    match v["map_errno"].as_i64() {
+    match v.map_errno {
         None => {}
-        Some(e) if e == i64::from(libc::ENOMEM) => r.map_enomem += 1,
+        Some(libc::ENOMEM) => r.map_enomem += 1,
         Some(e) => bad(format!("mmap failed with errno {e}")),
     }
-    let mapped = v["open_errno"].is_null() && v["map_errno"].is_null();
+    let mapped = v.open_errno.is_none() && v.map_errno.is_none();
     if mapped {
-        let mismatches = v["touch_mismatches"].as_u64().unwrap_or(1)
-            + v["verify_mismatches"].as_u64().unwrap_or(1);
+        let mismatches = v.touch_mismatches + v.verify_mismatches;
         r.data_mismatches += mismatches;
         if mismatches != 0 {
             bad(format!("{mismatches} wrong words"));
         }
-        match (v["copy_bytes"].as_i64(), v["copy_errno"].as_i64()) {
+        match (v.copy_bytes, v.copy_errno) {
             (Some(n), _) if n == PAGE as i64 => {}
             (Some(_), _) => r.copy_short += 1,
-            (None, Some(e)) if e == i64::from(libc::EFAULT) => r.copy_efault += 1,
+            (None, Some(libc::EFAULT)) => r.copy_efault += 1,
             other => bad(format!("copy from the mapping: {other:?}")),
         }
-        if v["copy_data_ok"] != true {
+        if !v.copy_data_ok {
             bad("the copied bytes are wrong".into());
         }
-        if v["host_check_pass"] == true {
+        if v.host_check_pass == Some(true) {
             r.host_checks_passed += 1;
         } else {
             bad("host check failed".into());
@@ -482,7 +445,7 @@ fn judge(
 fn run_case(device: &Device, knobs: &Knobs, case: Case) -> Result<CaseResult, ProbeError> {
     device.set_strategy(case.strategy)?;
     let mut r = CaseResult {
-        strategy: case.strategy.name(),
+        strategy: case.strategy.name().into(),
         misaligned: case.misalign != 0,
         ..CaseResult::default()
     };
@@ -493,12 +456,12 @@ fn run_case(device: &Device, knobs: &Knobs, case: Case) -> Result<CaseResult, Pr
         let Some(v) = judge(&mut r, status, view, base, &format!("fail-nth {n}")) else {
             continue;
         };
-        if v["nth_left"].as_i64() != Some(0) {
+        if v.nth_left != Some(0) {
             r.sweep_complete = true;
             break;
         }
         r.injected_sweep += 1;
-        if v["open_errno"].is_null() && v["map_errno"].is_null() {
+        if v.open_errno.is_none() && v.map_errno.is_none() {
             r.touch_retried_clean += 1;
         }
     }
@@ -512,9 +475,9 @@ fn run_case(device: &Device, knobs: &Knobs, case: Case) -> Result<CaseResult, Pr
     r.injected_storm_page_alloc = STORM_TIMES - page_left;
     r.injected_storm_slab = STORM_TIMES - slab_left;
     if let Some(v) = judge(&mut r, status, view, base, "storm") {
-        if !v["open_errno"].is_null() || !v["map_errno"].is_null() {
+        if v.open_errno.is_some() || v.map_errno.is_some() {
             r.problems.push(format!(
-                "storm: the child's setup failed before arming: {v}"
+                "storm: the child's setup failed before arming: {v:?}"
             ));
         }
     }
@@ -528,41 +491,50 @@ fn run_case(device: &Device, knobs: &Knobs, case: Case) -> Result<CaseResult, Pr
     Ok(r)
 }
 
-/// kmemleak's verdict as a result line (`scenario: kmemleak`): `{enabled, clean, report}`; it
-/// scans only where `kmemleak=on` was given (else it passes, saying so).
-pub fn kmemleak_verdict(wait_for_age: bool) -> Value {
+/// kmemleak's verdict as a result line (`scenario: kmemleak`); it scans only where
+/// `kmemleak=on` was given (else it passes, saying so).
+pub fn kmemleak_verdict(wait_for_age: bool) -> KmemleakResult {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     if !cmdline.split_whitespace().any(|a| a == "kmemleak=on") {
-        return json!({ "scenario": "kmemleak", "pass": true, "enabled": false, "clean": null,
-                       "report": "boot without kmemleak=on" });
+        return KmemleakResult {
+            pass: true,
+            enabled: false,
+            clean: None,
+            scan_ms: None,
+            report: "boot without kmemleak=on".into(),
+        };
     }
     if wait_for_age {
         // kmemleak reports only objects older than 5 s (jiffies_min_age).
         std::thread::sleep(Duration::from_secs(6));
     }
     let started = Instant::now();
-    let mut report = String::new();
+    let failed = |report: String| KmemleakResult {
+        pass: false,
+        enabled: true,
+        clean: Some(false),
+        scan_ms: None,
+        report,
+    };
     for _ in 0..2 {
         if let Err(e) = std::fs::write(KMEMLEAK, "scan") {
-            return json!({ "scenario": "kmemleak", "pass": false, "enabled": true,
-                           "clean": false, "report": format!("scan: {e}") });
+            return failed(format!("scan: {e}"));
         }
     }
-    match std::fs::read_to_string(KMEMLEAK) {
-        Ok(text) => report = text,
-        Err(e) => report.push_str(&format!("read: {e}")),
-    }
+    let report = match std::fs::read_to_string(KMEMLEAK) {
+        Ok(text) => text,
+        Err(e) => return failed(format!("read: {e}")),
+    };
     // The report goes into the result with its marker defused, so the console scan flags
     // kmemleak's own "suspected memory leaks" line, not this copy of it.
     let clean = report.trim().is_empty();
-    json!({
-        "scenario": "kmemleak",
-        "pass": clean,
-        "enabled": true,
-        "clean": clean,
-        "scan_ms": started.elapsed().as_millis() as u64,
-        "report": report.replace("unreferenced object", "unreferenced-object"),
-    })
+    KmemleakResult {
+        pass: clean,
+        enabled: true,
+        clean: Some(clean),
+        scan_ms: Some(started.elapsed().as_millis() as u64),
+        report: report.replace("unreferenced object", "unreferenced-object"),
+    }
 }
 
 /// Stops kmemleak's periodic scan (its own prints would land at random times).
@@ -631,7 +603,6 @@ pub fn run() -> Result<FaultInjectResult, ProbeError> {
         .sum();
     let pass = cases.iter().all(|c| c.pass) && injected_total > 0 && disable_enable_after;
     Ok(FaultInjectResult {
-        scenario: "fault-inject",
         pass,
         page_size: info.page_size,
         injected_total,

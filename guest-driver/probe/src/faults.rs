@@ -4,14 +4,13 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
-
 use rangefault_abi::uapi::FaultWindow;
 use rangefault_abi::{pattern, selftest};
+pub use rangefault_report::{FaultResult, TouchCost, TouchResult, WrongExpectation};
 
 use crate::phase::Phase;
 use crate::regs::Registers;
-use crate::uapi::{Device, FaultLatency, HostCheck, Stats, Strategy};
+use crate::uapi::{Device, Stats, Strategy};
 use crate::vmap::{minor_faults, DeviceMapping};
 use crate::ProbeError;
 
@@ -62,33 +61,6 @@ fn touched_bytes(strategy: Strategy, page_size: u64, vram_size: u64) -> u64 {
     wanted.min(vram_size)
 }
 
-/// What touching a fresh mapping cost, seen by the driver (STATS, LATENCY), the process
-/// (`ru_minflt`) and the host (CHECK over the mapping).
-#[derive(Serialize)]
-pub struct TouchCost {
-    pub faults: u64,
-    pub minflt: u64,
-    pub faults_pte: u64,
-    pub faults_pmd: u64,
-    pub faults_pud: u64,
-    pub fallbacks: u64,
-    /// Every call of the driver's handlers (`faults` plus lost races and fallbacks).
-    pub handler_calls: u64,
-    /// Handler calls that found the address mapped already (`range-mm` only).
-    pub already_mapped: u64,
-    /// Entries inserted, by level.
-    pub pte_inserts: u64,
-    pub pmd_inserts: u64,
-    pub pud_inserts: u64,
-    /// From the first touch to the last, as the program sees it (exceptions, retries, TLB).
-    pub touch_ns: u64,
-    pub ns_per_fault: u64,
-    /// The host's walk of this process's page tables over the mapping.
-    pub host_check: HostCheck,
-    /// The driver's own timing of each fault handler, by level inserted.
-    pub fault_latency: FaultLatency,
-}
-
 /// Reads the first word of every 4 KiB page of `mapping` (faulting it in), handing each
 /// (offset, value) to `visit`, and measures what that cost.
 pub fn touch(
@@ -132,24 +104,6 @@ pub fn touch(
     })
 }
 
-#[derive(Serialize)]
-pub struct FaultResult {
-    #[serde(flatten)]
-    pub touch: TouchResult,
-    pub host_to_guest: bool,
-    pub guest_to_host: bool,
-    /// Checks with a deliberately wrong expectation: each must report a mismatch.
-    pub wrong_expectations: Vec<WrongExpectation>,
-    pub detail: String,
-}
-
-#[derive(Serialize)]
-pub struct WrongExpectation {
-    pub name: &'static str,
-    pub caught: bool,
-    pub host_check: HostCheck,
-}
-
 /// Asks the host to check with a wrong offset, and (where range inserted huge leaves) with the
 /// leaf level of the naive strategy; both must be reported as mismatches.
 fn wrong_expectations(
@@ -161,14 +115,14 @@ fn wrong_expectations(
     let mut cases = Vec::new();
     let check = device.check(mapping.va(), mapping.len, 4096, None)?;
     cases.push(WrongExpectation {
-        name: "offset_off_by_4k",
+        name: "offset_off_by_4k".into(),
         caught: check.mismatch_kind() == Some("wrong_gpa"),
         host_check: check,
     });
     if strategy.is_range() && huge {
         let check = device.check(mapping.va(), mapping.len, 0, Some(Strategy::Page))?;
         cases.push(WrongExpectation {
-            name: "expect_4k_leaves_under_huge_entries",
+            name: "expect_4k_leaves_under_huge_entries".into(),
             caught: check.mismatch_kind() == Some("wrong_size"),
             host_check: check,
         });
@@ -214,7 +168,6 @@ pub fn run_one(
     let minflt_ok = (faults..=faults + MINFLT_SLACK).contains(&minflt);
     Ok(FaultResult {
         touch: TouchResult {
-            scenario: "faults",
             pass: faults == expected
                 && minflt_ok
                 && host_to_guest
@@ -222,7 +175,7 @@ pub fn run_one(
                 && cost.host_check.pass
                 && wrong.iter().all(|w| w.caught),
             page_size: info.page_size,
-            strategy: strategy.name(),
+            strategy: strategy.name().into(),
             va: format!("{:#x}", mapping.va()),
             touched_bytes: touched,
             expected_faults: expected,
@@ -235,20 +188,6 @@ pub fn run_one(
             "fill result {fill}, verify result {verify}, faults after touching {extra_faults}, minflt {minflt} (driver {faults})"
         ),
     })
-}
-
-/// One touch of a whole mapping against the fault formula (`touch-all`, `faults-misaligned`).
-#[derive(Serialize)]
-pub struct TouchResult {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub page_size: u64,
-    pub strategy: &'static str,
-    pub va: String,
-    pub touched_bytes: u64,
-    pub expected_faults: u64,
-    #[serde(flatten)]
-    pub cost: TouchCost,
 }
 
 /// `faults-misaligned`: `strategy` on a mapping whose VA is 4 KiB past an aligned address, so VA
@@ -265,10 +204,9 @@ pub fn run_misaligned(device: &Device, strategy: Strategy) -> Result<TouchResult
     let expected = touched.div_ceil(per_fault);
     let minflt_ok = (cost.faults..=cost.faults + MINFLT_SLACK).contains(&cost.minflt);
     Ok(TouchResult {
-        scenario: "faults-misaligned",
         pass: cost.faults == expected && minflt_ok && cost.host_check.pass,
         page_size: info.page_size,
-        strategy: strategy.name(),
+        strategy: strategy.name().into(),
         va: format!("{:#x}", mapping.va()),
         touched_bytes: touched,
         expected_faults: expected,

@@ -28,7 +28,7 @@ mod kernel_window;
 use std::path::Path;
 use std::process::ExitCode;
 
-use serde::Serialize;
+use rangefault_report::ScenarioResult;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -73,27 +73,25 @@ const SCENARIOS: &[&str] = &[
     "robustness",
 ];
 
-/// One check inside a scenario.
-#[derive(Serialize)]
-pub struct Check {
-    pub name: &'static str,
-    pub pass: bool,
-    pub detail: String,
-}
+pub use rangefault_report::Check;
 
-fn emit(value: &impl Serialize) {
-    match serde_json::to_string(value) {
-        Ok(json) => println!("RANGEFAULT-RESULT {json}"),
-        Err(e) => println!("RANGEFAULT-ERROR cannot serialise result: {e}"),
+/// Prints `result` as the result line the host reads back into the same type.
+fn emit(result: ScenarioResult) {
+    match serde_json::to_string(&result) {
+        Ok(json) => println!("{}{json}", rangefault_report::RESULT_PREFIX),
+        Err(e) => println!(
+            "RANGEFAULT-ERROR cannot serialise a {} result: {e}",
+            result.name()
+        ),
     }
 }
 
 fn run(scenario: &str) -> Result<bool, ProbeError> {
     match scenario {
         "skeleton" => {
-            let result = skeleton::run()?;
-            let pass = result.pass;
-            emit(&result);
+            let result = ScenarioResult::Skeleton(skeleton::run()?);
+            let pass = result.pass();
+            emit(result);
             Ok(pass)
         }
         "faults" => {
@@ -103,14 +101,17 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
             let mut pass = true;
             let strategies: Vec<_> = device.info()?.strategies().collect();
             for &strategy in &strategies {
-                let result = faults::run_one(&device, &regs, strategy)?;
-                pass &= result.touch.pass;
-                emit(&result);
+                let result = ScenarioResult::Faults(faults::run_one(&device, &regs, strategy)?);
+                pass &= result.pass();
+                emit(result);
             }
             if strategies.contains(&uapi::Strategy::RangeMm) {
-                let result = faults::run_misaligned(&device, uapi::Strategy::RangeMm)?;
-                pass &= result.pass;
-                emit(&result);
+                let result = ScenarioResult::FaultsMisaligned(faults::run_misaligned(
+                    &device,
+                    uapi::Strategy::RangeMm,
+                )?);
+                pass &= result.pass();
+                emit(result);
             }
             Ok(pass)
         }
@@ -118,21 +119,21 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
             let mut pass = true;
             for result in semantics::run_all()? {
                 pass &= result.pass;
-                emit(&result);
+                emit(ScenarioResult::Semantics(result));
             }
             Ok(pass)
         }
-        "bench" => bench::run(emit),
+        "bench" => bench::run(|cell| emit(ScenarioResult::Bench(cell))),
         "mm-selftests" => {
-            let result = selftests::run()?;
-            let pass = result.pass;
-            emit(&result);
+            let result = ScenarioResult::MmSelftests(selftests::run()?);
+            let pass = result.pass();
+            emit(result);
             Ok(pass)
         }
         "trace-overhead" => {
-            let result = trace_overhead::run()?;
-            let pass = result.pass;
-            emit(&result);
+            let result = ScenarioResult::TraceOverhead(trace_overhead::run()?);
+            let pass = result.pass();
+            emit(result);
             Ok(pass)
         }
         // `robustness` is both in one boot (what the CI test runs), then one kmemleak scan.
@@ -140,24 +141,24 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
             fault_inject::kmemleak_manual();
             let mut pass = true;
             if scenario != "soak" {
-                let result = fault_inject::run()?;
-                pass &= result.pass;
-                emit(&result);
+                let result = ScenarioResult::FaultInject(fault_inject::run()?);
+                pass &= result.pass();
+                emit(result);
             }
             if scenario != "fault-inject" {
-                let result = soak::run()?;
-                pass &= result.pass;
-                emit(&result);
+                let result = ScenarioResult::Soak(soak::run()?);
+                pass &= result.pass();
+                emit(result);
             }
             let leaks = fault_inject::kmemleak_verdict(true);
-            pass &= leaks["pass"] == true;
-            emit(&leaks);
+            pass &= leaks.pass;
+            emit(ScenarioResult::Kmemleak(leaks));
             Ok(pass)
         }
         "touch-all" => {
-            let result = touch_all::run()?;
-            let pass = result.pass;
-            emit(&result);
+            let result = ScenarioResult::TouchAll(touch_all::run()?);
+            let pass = result.pass();
+            emit(result);
             Ok(pass)
         }
         other => Err(ProbeError::UnknownScenario(other.to_owned())),

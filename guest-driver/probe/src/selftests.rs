@@ -4,39 +4,9 @@
 
 use std::process::Command;
 
-use serde::Serialize;
+use rangefault_report::{SelftestRun, SelftestsResult, Totals};
 
 use crate::ProbeError;
-
-/// One selftest binary's run, from its kselftest TAP output.
-#[derive(Serialize)]
-pub struct SelftestRun {
-    pub name: &'static str,
-    pub command: String,
-    pub pass: bool,
-    pub exit_code: Option<i32>,
-    pub totals: Option<Totals>,
-    /// `not ok` and `# SKIP` lines, for the report.
-    pub problems: Vec<String>,
-}
-
-/// kselftest's closing `# Totals: pass:N fail:N xfail:N xpass:N skip:N error:N` line.
-#[derive(Serialize, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub pass: u32,
-    pub fail: u32,
-    pub xfail: u32,
-    pub xpass: u32,
-    pub skip: u32,
-    pub error: u32,
-}
-
-#[derive(Serialize)]
-pub struct SelftestsResult {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub runs: Vec<SelftestRun>,
-}
 
 /// Parses the `# Totals:` line of kselftest output.
 pub fn parse_totals(output: &str) -> Option<Totals> {
@@ -83,7 +53,7 @@ fn run_one(name: &'static str, args: &[&str], skips_allowed: bool) -> SelftestRu
             t.pass > 0 && t.fail == 0 && t.error == 0 && (skips_allowed || t.skip == 0)
         });
     SelftestRun {
-        name,
+        name: name.into(),
         command,
         pass,
         exit_code,
@@ -100,7 +70,6 @@ pub fn run() -> Result<SelftestsResult, ProbeError> {
         run_one("mremap_test", &[], true),
     ];
     Ok(SelftestsResult {
-        scenario: "mm-selftests",
         pass: runs.iter().all(|r| r.pass),
         runs,
     })

@@ -5,9 +5,8 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
 
-use serde::Serialize;
-
 use rangefault_abi::pattern;
+use rangefault_report::{SemanticsResult, TimedCheck};
 
 use crate::sysfs::PciFunction;
 use crate::uapi::{Device, HostCheck, Info, Strategy};
@@ -17,24 +16,6 @@ use crate::{Check, ProbeError};
 const MIB: usize = 1 << 20;
 const SEED: u32 = 0x5e3a;
 
-#[derive(Serialize)]
-pub struct SemanticsResult {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub page_size: u64,
-    pub strategy: &'static str,
-    pub checks: Vec<TimedCheck>,
-}
-
-/// A case's check and how long it took (wall time: under TCG, and nested
-/// even more, the costly cases are not the ones they are natively).
-#[derive(Serialize)]
-pub struct TimedCheck {
-    #[serde(flatten)]
-    pub check: Check,
-    pub ms: u64,
-}
-
 fn check(case: &Case, cx: &Ctx) -> TimedCheck {
     let name = case.name;
     let started = std::time::Instant::now();
@@ -43,7 +24,11 @@ fn check(case: &Case, cx: &Ctx) -> TimedCheck {
         Err(detail) => (false, detail),
     };
     TimedCheck {
-        check: Check { name, pass, detail },
+        check: Check {
+            name: name.into(),
+            pass,
+            detail,
+        },
         ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
@@ -237,10 +222,9 @@ pub fn run(strategy: Strategy) -> Result<SemanticsResult, ProbeError> {
     let checks: Vec<TimedCheck> = CASES.iter().map(|case| check(case, &cx)).collect();
     let pass = checks.iter().all(|c| c.check.pass);
     Ok(SemanticsResult {
-        scenario: "semantics",
         pass,
         page_size: info.page_size,
-        strategy: strategy.name(),
+        strategy: strategy.name().into(),
         checks,
     })
 }

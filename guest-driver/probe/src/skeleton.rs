@@ -7,10 +7,9 @@
 //! the guest reads it through BAR2. Both go through real mappings; the host
 //! counts any VRAM access that trapped instead.
 
-use serde::Serialize;
-
 use rangefault_abi::pattern;
 use rangefault_abi::{self as abi, reg, selftest};
+use rangefault_report::{DeviceView, SkeletonResult};
 
 use crate::mapping::Mapping;
 use crate::regs::Registers;
@@ -20,25 +19,6 @@ use crate::{Check, ProbeError};
 /// Bytes of each round-trip window; `vram` mappings below start at the
 /// window's VRAM offset.
 const WINDOW: u64 = 1 << 20;
-
-#[derive(Serialize)]
-pub struct DeviceView {
-    pub bdf: String,
-    pub driver: Option<String>,
-    pub vram_size: u64,
-    pub page_size: u64,
-    pub bar2_address: u64,
-    pub bar2_size: u64,
-    pub abi_version: u32,
-}
-
-#[derive(Serialize)]
-pub struct SkeletonResult {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub device: DeviceView,
-    pub checks: Vec<Check>,
-}
 
 pub fn run() -> Result<SkeletonResult, ProbeError> {
     let function = PciFunction::find()?;
@@ -60,12 +40,12 @@ pub fn run() -> Result<SkeletonResult, ProbeError> {
 
     let mut checks = vec![
         Check {
-            name: "driver_bound",
+            name: "driver_bound".into(),
             pass: device.driver.as_deref() == Some("rangefault"),
             detail: format!("driver: {:?}", device.driver),
         },
         Check {
-            name: "registers",
+            name: "registers".into(),
             pass: read(reg::MAGIC) == abi::MAGIC
                 && device.abi_version == abi::ABI_VERSION
                 && read(reg::STATUS) & abi::status::ENABLED != 0,
@@ -77,7 +57,7 @@ pub fn run() -> Result<SkeletonResult, ProbeError> {
             ),
         },
         Check {
-            name: "bar2_matches_vram",
+            name: "bar2_matches_vram".into(),
             pass: bar2_size == vram_size,
             detail: format!("BAR2 {bar2_size:#x} bytes, register says {vram_size:#x}"),
         },
@@ -100,7 +80,6 @@ pub fn run() -> Result<SkeletonResult, ProbeError> {
 
     let pass = checks.iter().all(|c| c.pass);
     Ok(SkeletonResult {
-        scenario: "skeleton",
         pass,
         device,
         checks,
@@ -114,7 +93,7 @@ fn guest_to_host(regs: &Registers, vram: &Mapping, offset: u64, seed: u32) -> Ch
     let result = regs.selftest(selftest::CMD_VERIFY, offset, WINDOW as u32, seed);
     let mismatch = regs.selftest_mismatch_at();
     Check {
-        name: "guest_to_host",
+        name: "guest_to_host".into(),
         pass: result == selftest::RESULT_PASS,
         detail: format!(
             "guest wrote {WINDOW} bytes at VRAM {offset:#x}; device check: result {result}, first mismatch at +{mismatch:#x}"
@@ -128,7 +107,7 @@ fn host_to_guest(regs: &Registers, vram: &Mapping, offset: u64, seed: u32) -> Ch
         .step_by(8)
         .find(|&at| vram.read64((at - offset) as usize) != pattern::word(seed, at));
     Check {
-        name: "host_to_guest",
+        name: "host_to_guest".into(),
         pass: result == selftest::RESULT_PASS && mismatch.is_none(),
         detail: format!(
             "device filled {WINDOW} bytes at VRAM {offset:#x} (result {result}); guest read back: {}",
@@ -171,7 +150,7 @@ fn unbind_and_rebind(function: &PciFunction) -> Check {
         ))
     })();
     Check {
-        name: "unbind_rebind",
+        name: "unbind_rebind".into(),
         pass: outcome.is_ok(),
         detail: outcome.unwrap_or_else(|e| e),
     }
@@ -184,7 +163,7 @@ fn unload_module() -> Check {
         .status();
     let gone = !std::path::Path::new("/sys/module/rangefault").exists();
     Check {
-        name: "rmmod",
+        name: "rmmod".into(),
         pass: matches!(outcome, Ok(s) if s.success()) && gone,
         detail: format!("rmmod: {outcome:?}; module gone from sysfs: {gone}"),
     }

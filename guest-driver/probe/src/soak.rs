@@ -22,9 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use rangefault_abi::pattern;
+use rangefault_report::{Check, SoakResult, WorkerCounts};
 
 use crate::faults::mapping_alignment;
 use crate::sysfs::PciFunction;
@@ -39,41 +38,6 @@ const CHUNK: usize = 16;
 const PAGE: usize = 4096;
 const DRIVER: &str = "/sys/bus/pci/drivers/rangefault";
 
-#[derive(Serialize, Default, Clone)]
-pub struct WorkerCounts {
-    pub rounds: u64,
-    pub pages_verified: u64,
-    pub data_mismatches: u64,
-    pub host_checks_passed: u64,
-    pub host_checks_failed: u64,
-    pub errors: Vec<String>,
-}
-
-#[derive(Serialize)]
-pub struct SoakResult {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub page_size: u64,
-    pub rounds: u64,
-    pub threads: usize,
-    pub slice_bytes: usize,
-    pub strategies: Vec<&'static str>,
-    pub zaps: u64,
-    pub rebinds: u64,
-    /// SIGBUS probes: a child touching a disabled or unbound device's mapping.
-    pub sigbus_expected: u64,
-    pub sigbus_seen: u64,
-    /// Zaps after which the host still found an entry in the zapper's mapping.
-    pub entries_after_zap: u64,
-    pub host_checks_passed: u64,
-    pub data_mismatches: u64,
-    pub per_thread: Vec<WorkerCounts>,
-    /// Regression test for the first bug the soak found (run before the soak).
-    pub concurrent_host_checks_get_their_own_results: crate::Check,
-    pub problems: Vec<String>,
-    pub wall_s: f64,
-}
-
 /// Checks each thread makes in [`concurrent_host_checks_get_their_own_results`].
 const CHECKS_PER_THREAD: usize = 50;
 
@@ -86,7 +50,7 @@ fn concurrent_host_checks_get_their_own_results(
     device: &Device,
     slice: usize,
     align: usize,
-) -> crate::Check {
+) -> Check {
     let failures: Vec<String> = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -113,8 +77,8 @@ fn concurrent_host_checks_get_their_own_results(
             .flat_map(|t| t.join().unwrap_or_else(|_| vec!["panicked".into()]))
             .collect()
     });
-    crate::Check {
-        name: "concurrent_host_checks_get_their_own_results",
+    Check {
+        name: "concurrent_host_checks_get_their_own_results".into(),
         pass: failures.is_empty(),
         detail: format!(
             "{THREADS} threads x {CHECKS_PER_THREAD} checks: {} failed{}",
@@ -475,13 +439,12 @@ pub fn run() -> Result<SoakResult, ProbeError> {
         && entries_after_zap == 0
         && device.info()?.state == 0;
     Ok(SoakResult {
-        scenario: "soak",
         pass,
         page_size: info.page_size,
         rounds: rounds_done,
         threads: THREADS,
         slice_bytes: slice,
-        strategies: strategies.iter().map(|s| s.name()).collect(),
+        strategies: strategies.iter().map(|s| s.name().into()).collect(),
         zaps,
         rebinds,
         sigbus_expected,

@@ -24,10 +24,9 @@ pub fn run() -> Result<TouchResult, ProbeError> {
     std::hint::black_box(sum);
     let expected = info.vram_size / bytes_per_fault(strategy, info.page_size, align);
     Ok(TouchResult {
-        scenario: "touch-all",
         pass: cost.faults == expected && cost.minflt >= cost.faults && cost.host_check.pass,
         page_size: info.page_size,
-        strategy: strategy.name(),
+        strategy: strategy.name().into(),
         va: format!("{:#x}", mapping.va()),
         touched_bytes: info.vram_size,
         expected_faults: expected,

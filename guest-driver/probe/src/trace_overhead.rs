@@ -10,7 +10,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use serde::Serialize;
+use rangefault_report::{Ratio, StrategyOverhead, TraceOverhead};
 
 use crate::faults::{mapping_alignment, touch, TouchCost};
 use crate::uapi::Device;
@@ -25,49 +25,6 @@ const EVENTS: [&str; 2] = [
 ];
 const TOUCHED: u64 = 64 << 20;
 const ROUNDS: usize = 7;
-
-#[derive(Serialize)]
-pub struct Ratio {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Ratio {
-    fn of(mut values: Vec<f64>) -> Self {
-        values.sort_by(f64::total_cmp);
-        Self {
-            median: values[values.len() / 2],
-            min: values[0],
-            max: values[values.len() - 1],
-        }
-    }
-}
-
-#[derive(Serialize)]
-pub struct StrategyOverhead {
-    pub strategy: &'static str,
-    pub faults: u64,
-    /// on / mean(off before, off after), per round.
-    pub touch_on_over_off: Ratio,
-    pub handler_on_over_off: Ratio,
-    /// off after / off before, per round: the noise floor.
-    pub touch_off_over_off: Ratio,
-    pub handler_off_over_off: Ratio,
-    /// Median touch time per fault with the events off and on (TCG time: context only).
-    pub touch_ns_per_fault_off: u64,
-    pub touch_ns_per_fault_on: u64,
-}
-
-#[derive(Serialize)]
-pub struct TraceOverhead {
-    pub scenario: &'static str,
-    pub pass: bool,
-    pub page_size: u64,
-    pub touched_bytes: u64,
-    pub rounds: usize,
-    pub strategies: Vec<StrategyOverhead>,
-}
 
 fn write(file: &str, value: &str) -> Result<(), ProbeError> {
     let path = Path::new(TRACING).join(file);
@@ -170,7 +127,7 @@ pub fn run() -> Result<TraceOverhead, ProbeError> {
                 (values[values.len() / 2] / faults.max(1) as f64) as u64
             };
             StrategyOverhead {
-                strategy: strategy.name(),
+                strategy: strategy.name().into(),
                 faults,
                 touch_on_over_off: touch_on,
                 handler_on_over_off: handler_on,
@@ -182,7 +139,6 @@ pub fn run() -> Result<TraceOverhead, ProbeError> {
         })
         .collect();
     Ok(TraceOverhead {
-        scenario: "trace-overhead",
         pass,
         page_size: info.page_size,
         touched_bytes: touched,

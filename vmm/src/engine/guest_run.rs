@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use device_model::metrics::BoundaryCounters;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::vfio_server::ServerStats;
 use crate::guest_console::GuestConsole;
@@ -30,7 +30,7 @@ pub struct GuestRun {
 /// Device-boundary counters for the report's `host`: the ones both engines have, then the
 /// engine's own (flattened into the same object). The engine's counters themselves, shared
 /// with the threads that bumped them; they serialize as their values.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum HostCounters {
     VfioUser(Arc<ServerStats>),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::nested::{NestedLaunch, NestedRun};
+use crate::report::{NestedView, OuterGuest};
 
 /// What the merge needs besides the run: this side's facts.
 pub struct OuterFacts<'a> {
@@ -63,23 +64,24 @@ pub fn merge(run: &NestedRun, launch: &NestedLaunch, outer: &OuterFacts) -> Nest
         && outer_warnings.is_empty()
         && run.console.problems.is_empty();
     report["pass"] = pass.into();
-    report["nested"] = json!({
-        "engine": "kvm-nested",
-        "engine_reason": outer.engine_reason,
-        "outer": {
-            "accelerator": "tcg",
-            "cpu": "max",
-            "memory": launch.memory,
-            "cpus": launch.cpus,
-            "kernel_release": outer.outer_kernel_release,
-            "qemu_status": run.qemu_status.map(|s| s.to_string()),
-            "wall_s": run.wall.as_secs_f64(),
-            "timed_out": run.timed_out,
+    let nested = NestedView {
+        engine: "kvm-nested".into(),
+        engine_reason: outer.engine_reason.into(),
+        outer: OuterGuest {
+            accelerator: "tcg".into(),
+            cpu: "max".into(),
+            memory: launch.memory,
+            cpus: launch.cpus,
+            kernel_release: outer.outer_kernel_release.clone(),
+            qemu_status: run.qemu_status.map(|s| s.to_string()),
+            wall_s: run.wall.as_secs_f64(),
+            timed_out: run.timed_out,
         },
-        "inner_vmm_exit": run.inner_exit,
-        "inner_report": run.inner_report.is_ok(),
-        "errors": outer_errors,
-    });
+        inner_vmm_exit: run.inner_exit,
+        inner_report: run.inner_report.is_ok(),
+        errors: outer_errors.clone(),
+    };
+    report["nested"] = json!(nested);
     NestedReport {
         report,
         pass,

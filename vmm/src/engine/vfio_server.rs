@@ -9,7 +9,7 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use vfio_bindings::bindings::vfio::{
     vfio_region_info, vfio_region_sparse_mmap_area, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_NORESIZE,
     VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_DATA_EVENTFD,
@@ -29,7 +29,7 @@ use crate::guest_ram::DmaRam;
 const CONFIG_SPACE_SIZE: u64 = 256;
 
 /// Counters of what crossed the socket; the report serializes them as they are.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ServerStats {
     /// Config, BAR0 and trapped VRAM accesses (VRAM reads/writes that came over the socket
     /// instead of through the mapping).

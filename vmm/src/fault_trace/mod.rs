@@ -13,12 +13,12 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use summary::TraceSummary;
 
 /// What `--trace` produced, for the report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TraceReport {
     pub file: PathBuf,
     /// The PNG beside it, unless it could not be drawn (`plot_error` says why).

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::faults::Story;
 
 /// Nearest-rank percentiles of a set of durations, in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: u64,
@@ -35,7 +35,7 @@ impl Percentiles {
 }
 
 /// Faults of one level or strategy.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct FaultGroup {
     pub faults: u64,
     /// Time in the handler call that inserted (the driver's own `ns`).
@@ -45,7 +45,7 @@ pub struct FaultGroup {
     pub end_to_end_ns: Option<Percentiles>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TraceSummary {
     /// Events the guest's buffer held, and events it lost (buffer too small: --trace-buffer).
     pub events: u64,
@@ -67,7 +67,7 @@ pub struct TraceSummary {
     pub phases: Vec<PhaseTime>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct PhaseTime {
     pub name: String,
     /// None for a phase the trace has no end of.

@@ -67,7 +67,7 @@ pub fn build(
         engine: engine.name().into(),
         engine_reason,
         versions: Versions {
-            vmm: env!("CARGO_PKG_VERSION"),
+            vmm: env!("CARGO_PKG_VERSION").into(),
             kernel_release: image.kernel_release.clone(),
             packages: image.versions.clone(),
         },
@@ -85,7 +85,7 @@ pub fn build(
                 bdf,
                 vram_size: spec.config.vram_size,
                 page_size: spec.config.page_size,
-                driver: spec.driver.name(),
+                driver: spec.driver.name().into(),
                 accesses: device.lock().unwrap_or_else(|e| e.into_inner()).stats(),
             })
             .collect(),
@@ -122,11 +122,12 @@ pub fn build(
                 .map(Duration::as_secs_f64)
                 .collect(),
             wall_s: outcome.wall.as_secs_f64(),
-            guest_clock: if args.icount { "icount" } else { "real" },
+            guest_clock: if args.icount { "icount" } else { "real" }.into(),
         },
         trace,
         timed_out: outcome.timed_out,
         pass: verdict.pass,
+        nested: None,
     }
 }
 
@@ -170,11 +171,11 @@ pub fn print_summary(report: &Report) {
     for scenario in &report.scenarios {
         println!(
             "scenario {}: {}",
-            scenario["scenario"].as_str().unwrap_or("?"),
-            if scenario["pass"] == true {
-                "PASS"
-            } else {
-                "FAIL"
+            scenario.name().unwrap_or("?"),
+            match scenario.pass() {
+                Some(true) => "PASS",
+                Some(false) => "FAIL",
+                None => "(no verdict)",
             }
         );
     }
@@ -238,7 +239,13 @@ mod tests {
                 &device,
             )],
         };
-        let outcome = run(Some(0));
+        let mut outcome = run(Some(0));
+        outcome.console.feed(
+            r#"RANGEFAULT-RESULT {"scenario":"kmemleak","pass":true,"enabled":false,"clean":null,"scan_ms":null,"report":"off"}"#,
+        );
+        outcome
+            .console
+            .feed(r#"RANGEFAULT-RESULT {"scenario":"user","pass":false}"#);
         let verdict = Verdict::of(&outcome, Vec::new());
         let report = build(inputs, &outcome, verdict, None);
         assert!(report.pass);
@@ -253,5 +260,13 @@ mod tests {
         assert_eq!(json["devices"][0]["bdf"], "0000:00:04.0");
         assert_eq!(json["devices"][0]["accesses"]["reg_reads"], 1);
         assert_eq!(json["guest_exit_code"], 0);
+        // What the boot tests do: read the whole report back into its own types.
+        let back: Report = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+        assert_eq!(
+            back.scenarios[0].probe().map(|r| r.name()),
+            Some("kmemleak")
+        );
+        assert_eq!(back.scenarios[1].pass(), Some(false));
     }
 }

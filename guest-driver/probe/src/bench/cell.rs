@@ -121,7 +121,6 @@ impl Bench<'_> {
                 .as_ref()
                 .is_none_or(|d| d.host_check.pass && d.faults > 0 && faults >= d.faults);
         Ok(BenchCell {
-            scenario: "bench".into(),
             pass,
             round: round as u64,
             subject: subject.name().into(),

@@ -95,7 +95,7 @@ fn quiesce() {
 }
 
 /// Runs every round, handing each cell to `emit` as soon as it is measured.
-pub fn run(mut emit: impl FnMut(&BenchCell)) -> Result<bool, ProbeError> {
+pub fn run(mut emit: impl FnMut(BenchCell)) -> Result<bool, ProbeError> {
     let cmdline = std::fs::read_to_string("/proc/cmdline")
         .map_err(|e| ProbeError::io("/proc/cmdline".as_ref(), e))?;
     let plan = plan_from(&cmdline)?;
@@ -139,7 +139,7 @@ pub fn run(mut emit: impl FnMut(&BenchCell)) -> Result<bool, ProbeError> {
                 quiesce();
                 let result = bench.cell(subject, order, round)?;
                 pass &= result.pass;
-                emit(&result);
+                emit(result);
             }
         }
     }
