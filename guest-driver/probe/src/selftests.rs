@@ -28,9 +28,44 @@ pub fn parse_totals(output: &str) -> Option<Totals> {
     Some(totals)
 }
 
-fn run_one(name: &'static str, args: &[&str], skips_allowed: bool) -> SelftestRun {
+/// How a selftest's address space is laid out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Randomized,
+    /// `personality(ADDR_NO_RANDOMIZE)`: the same addresses on every boot.
+    Fixed,
+}
+
+/// Runs `f` with `persona` added to this process's personality(2) (what `setarch -R` does),
+/// then restores it.
+fn with_persona<T>(
+    persona: libc::c_ulong,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    // SAFETY: personality(2) only reads or sets a flag word of this task; 0xffffffff queries.
+    let old = unsafe { libc::personality(0xffff_ffff) };
+    if old == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::personality(old as libc::c_ulong | persona) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let result = f();
+    // SAFETY: as above; back to the persona we found.
+    unsafe { libc::personality(old as libc::c_ulong) };
+    result
+}
+
+fn run_one(name: &'static str, args: &[&str], skips_allowed: bool, layout: Layout) -> SelftestRun {
     let command = format!("/bin/{name} {}", args.join(" "));
-    let output = Command::new(format!("/bin/{name}")).args(args).output();
+    let output = match layout {
+        Layout::Randomized => Command::new(format!("/bin/{name}")).args(args).output(),
+        // The child inherits the persona; the probe's own address space is laid out already.
+        Layout::Fixed => with_persona(libc::ADDR_NO_RANDOMIZE as libc::c_ulong, || {
+            Command::new(format!("/bin/{name}")).args(args).output()
+        }),
+    };
     let (stdout, exit_code) = match &output {
         Ok(o) => (
             String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -65,9 +100,18 @@ fn run_one(name: &'static str, args: &[&str], skips_allowed: bool) -> SelftestRu
 pub fn run() -> Result<SelftestsResult, ProbeError> {
     let runs = vec![
         // Every pfnmap test must run: a skip means it could not map our node.
-        run_one("pfnmap", &["--", crate::uapi::DEVICE_PATH], false),
-        // mremap_test skips cases whose fixed addresses are taken; those are not ours.
-        run_one("mremap_test", &[], true),
+        run_one(
+            "pfnmap",
+            &["--", crate::uapi::DEVICE_PATH],
+            false,
+            Layout::Randomized,
+        ),
+        // mremap_test skips cases whose fixed addresses are taken; those are not ours. It runs
+        // without ASLR: it checks that its destination is free but not the preamble it maps
+        // right below it with MAP_FIXED_NOREPLACE (mremap_test.c, remap_region), so under ASLR
+        // a mapping that happens to lie there now and then failed a boot with "Failed to map dest
+        // preamble region: File exists". A fixed layout makes the outcome the same every boot.
+        run_one("mremap_test", &[], true, Layout::Fixed),
     ];
     Ok(SelftestsResult {
         pass: runs.iter().all(|r| r.pass),
@@ -78,6 +122,20 @@ pub fn run() -> Result<SelftestsResult, ProbeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fixed_layout_reaches_the_child_and_is_undone() {
+        // SAFETY: a query of this task's persona.
+        let before = unsafe { libc::personality(0xffff_ffff) };
+        let out = with_persona(libc::ADDR_NO_RANDOMIZE as libc::c_ulong, || {
+            Command::new("cat").arg("/proc/self/personality").output()
+        })
+        .unwrap();
+        let child = u64::from_str_radix(String::from_utf8_lossy(&out.stdout).trim(), 16).unwrap();
+        assert_ne!(child & libc::ADDR_NO_RANDOMIZE as u64, 0, "{child:#x}");
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::personality(0xffff_ffff) }, before);
+    }
 
     #[test]
     fn totals_line_is_parsed() {
