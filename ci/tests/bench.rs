@@ -73,6 +73,9 @@ fn cell(page_size: u64, subject: Subject, order: TouchOrder, round: u64, len: u6
     })
 }
 
+/// The commit the made-up reports say their boots ran at.
+const MEASURED_AT: &str = "e3e6bae0c0ffee00000000000000000000000001";
+
 /// A report of `rounds` rounds of every subject in `orders` at `page_size`.
 fn report(page_size: u64, orders: &[TouchOrder], rounds: u64, len: u64) -> Value {
     let mut cells = Vec::new();
@@ -85,7 +88,10 @@ fn report(page_size: u64, orders: &[TouchOrder], rounds: u64, len: u64) -> Value
     }
     json!({
         "engine": "qemu", "pass": true,
-        "versions": { "packages": { "kernel-flavour": "bench" } },
+        "versions": {
+            "packages": { "kernel-flavour": "bench" },
+            "source": { "commit": MEASURED_AT, "dirty": false },
+        },
         "timing": { "guest_clock": "icount", "wall_s": 12.5 },
         "devices": [
             { "bdf": "0000:00:03.0", "vram_size": len, "page_size": page_size, "driver": "rangefault" },
@@ -187,6 +193,9 @@ fn results_from_synthetic_reports() {
     assert_eq!(json["meta"]["time_unit"], "instructions");
     assert_eq!(json["meta"]["rounds"], 3);
     assert_eq!(json["meta"]["sizes"], json!(["64K", "2M", "1G"]));
+    // Stamped with the commit the reports were made at, not with this checkout's.
+    assert_eq!(json["meta"]["git_commit"], MEASURED_AT);
+    assert_eq!(json["meta"]["git_dirty"], false);
     for order in ["random", "strided"] {
         assert!(out.join(format!("touch-{order}.svg")).is_file());
     }
@@ -231,9 +240,31 @@ fn results_from_synthetic_reports() {
     // The 1G boot's strategies fault at the PUD level, so the PUD plot has series.
     let pud = std::fs::read_to_string(out.join("latency-pud.svg")).unwrap();
     assert!(pud.contains("range 1G"), "{pud}");
+    assert!(md.contains("commit `e3e6bae0c0ff`"), "{md}");
     // Only the sizes asked for.
     let some = bench::rebuild_from_reports(out, Some(&[2 * MIB])).unwrap();
     assert_eq!(some.meta.sizes, ["2M"]);
+}
+
+#[test]
+fn reports_of_different_commits_are_a_problem_and_get_no_stamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    for (p, commit) in [(64 << 10, json!(MEASURED_AT)), (2 * MIB, json!("0badc0de"))] {
+        let mut r = report(p, &[TouchOrder::Sequential], 1, 64 * MIB);
+        r["versions"]["source"]["commit"] = commit;
+        write_json(&out.join(format!("report-{}.json", format_size(p))), &r);
+    }
+    let results = bench::rebuild_from_reports(out, None).unwrap();
+    assert!(
+        results
+            .problems
+            .iter()
+            .any(|p| p.contains("the reports were made at different commits")),
+        "{:#?}",
+        results.problems
+    );
+    assert_eq!(results.meta.git_commit, None);
 }
 
 #[test]

@@ -13,6 +13,25 @@ fn images_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../images")
 }
 
+/// The checkout the images are built from (this crate's, as `images_dir`), as git sees it now.
+pub fn source_tree() -> crate::report::SourceTree {
+    let git = |args: &[&str]| {
+        let output = Command::new("git")
+            .arg("-C")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        output.status.success().then_some(text)
+    };
+    crate::report::SourceTree {
+        commit: git(&["rev-parse", "HEAD"]),
+        dirty: git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()),
+    }
+}
+
 /// The oldest QEMU with the vfio-user client (`vfio-user-pci`).
 pub const MIN_QEMU: (u32, u32) = (10, 1);
 

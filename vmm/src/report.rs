@@ -79,9 +79,21 @@ pub struct OuterGuest {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Versions {
     pub vmm: String,
+    /// The checkout the guest image (kernel patches, driver, guest tools) was built from.
+    #[serde(default)]
+    pub source: SourceTree,
     pub kernel_release: Option<String>,
     /// Packages of the image sysroot (QEMU, rustc, linux-source, ...).
     pub packages: BTreeMap<String, String>,
+}
+
+/// A git checkout as a run found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceTree {
+    /// `git rev-parse HEAD`; None where git or the repository is missing.
+    pub commit: Option<String>,
+    /// Whether tracked files differed from that commit.
+    pub dirty: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -95,7 +95,7 @@ pub fn render(results: &Results) -> String {
                     ""
                 }
             ))
-            .unwrap_or_default(),
+            .unwrap_or_else(|| "; commit not recorded in the reports".into()),
         units.time_long(),
     );
     if !results.problems.is_empty() {

@@ -29,7 +29,6 @@ mod tests_support {
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
@@ -389,19 +388,6 @@ pub fn boot_record_name(page_size: u64) -> String {
     format!("boot-{}.json", format_size(page_size))
 }
 
-fn git(args: &[&str]) -> Option<String> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(crate::repo())
-        .args(args)
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
 /// The report's kernel flavour, where it names one.
 fn report_flavour(report: &Value) -> Option<&str> {
     report["versions"]["packages"]["kernel-flavour"]
@@ -525,6 +511,34 @@ pub fn assemble(
             )
         }
     };
+    // The commit the boots built their images from, as each report recorded it (a run rebuilt
+    // from saved reports is stamped with theirs, not with today's checkout).
+    let commits = distinct(
+        reports
+            .iter()
+            .map(|r| match &r["versions"]["source"] {
+                source if source["commit"].is_string() => format!(
+                    "{}{}",
+                    source["commit"].as_str().unwrap_or_default(),
+                    if source["dirty"] == true { "+" } else { "" }
+                ),
+                _ => String::new(),
+            })
+            .collect(),
+    );
+    if commits.len() > 1 {
+        problems.push(format!(
+            "the reports were made at different commits: {}",
+            commits.join(", ")
+        ));
+    }
+    let (git_commit, git_dirty) = match commits.as_slice() {
+        [one] if !one.is_empty() => (
+            Some(one.trim_end_matches('+').to_owned()),
+            Some(one.ends_with('+')),
+        ),
+        _ => (None, None),
+    };
     let cells: Vec<Checked> = boots.iter().flat_map(|b| b.cells.iter().cloned()).collect();
     let mut vmm_args = BTreeMap::new();
     for boot in boots {
@@ -560,8 +574,8 @@ pub fn assemble(
         sizes: boots.iter().map(|b| format_size(b.page_size)).collect(),
         orders: measured_orders,
         subjects: subjects.iter().map(|s| s.name().to_owned()).collect(),
-        git_commit: git(&["rev-parse", "HEAD"]),
-        git_dirty: git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()),
+        git_commit,
+        git_dirty,
         vmm_args,
         from_reports: config.is_none(),
         wall_s,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::nested::{NestedLaunch, NestedRun};
-use crate::report::{NestedView, OuterGuest};
+use crate::report::{NestedView, OuterGuest, SourceTree};
 
 /// What the merge needs besides the run: this side's facts.
 pub struct OuterFacts<'a> {
@@ -16,6 +16,8 @@ pub struct OuterFacts<'a> {
     pub scenario: &'a str,
     /// The image's package versions (the inner vmm built nothing).
     pub versions: &'a BTreeMap<String, String>,
+    /// The checkout this side built the images from (the inner vmm sees none).
+    pub source: &'a SourceTree,
     pub outer_kernel_release: Option<String>,
 }
 
@@ -44,6 +46,7 @@ pub fn merge(run: &NestedRun, launch: &NestedLaunch, outer: &OuterFacts) -> Nest
     {
         report["versions"]["packages"] = json!(outer.versions);
     }
+    report["versions"]["source"] = json!(outer.source);
     append(&mut report, "host_errors", outer_errors.clone());
     append(
         &mut report,
@@ -186,6 +189,10 @@ mod tests {
             engine_reason: "asked for",
             scenario: "faults",
             versions: &versions,
+            source: &SourceTree {
+                commit: Some("abc".into()),
+                dirty: Some(false),
+            },
             outer_kernel_release: Some("7.2.0".into()),
         };
         merge(run, &launch(), &outer)
@@ -210,6 +217,7 @@ mod tests {
         assert_eq!(report["pass"], true);
         assert_eq!(report["engine"], "kvm", "the inner report's");
         assert_eq!(report["versions"]["packages"]["qemu"], "11.1");
+        assert_eq!(report["versions"]["source"]["commit"], "abc");
         assert_eq!(report["nested"]["outer"]["memory"], 3u64 << 30);
         assert_eq!(report["nested"]["outer"]["kernel_release"], "7.2.0");
         assert_eq!(report["nested"]["inner_report"], true);

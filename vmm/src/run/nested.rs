@@ -82,6 +82,7 @@ pub fn run(args: &RunArgs, image: &RunImage, reason: String) -> Result<ExitCode>
         engine_reason: &reason,
         scenario: &args.scenario,
         versions: &image.image.versions,
+        source: &images::source_tree(),
         outer_kernel_release: images::kernel_release(&outer_kernel),
     };
     let merged = nested_report::merge(&run, &launch, &outer);

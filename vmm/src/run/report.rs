@@ -68,6 +68,7 @@ pub fn build(
         engine_reason,
         versions: Versions {
             vmm: env!("CARGO_PKG_VERSION").into(),
+            source: crate::images::source_tree(),
             kernel_release: image.kernel_release.clone(),
             packages: image.versions.clone(),
         },
