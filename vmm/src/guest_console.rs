@@ -95,15 +95,29 @@ pub struct GuestConsole {
     /// Results, errors and problem lines beyond `MAX_ENTRIES`, not kept.
     pub dropped: u64,
     started: Option<Instant>,
-    /// A result line a kernel message cut in two: its first part, and how
-    /// many more lines may still complete it.
-    split_result: Option<(String, u8)>,
-    /// An exit line a kernel message cut right after its prefix: how many more lines may
-    /// still bring its code.
-    split_exit: Option<u8>,
+    /// A data line a kernel message cut in two, waiting for its rest.
+    cut: Option<Cut>,
 }
 
-/// Lines a split result may take to complete before it counts as broken.
+/// A result or exit line that a kernel message cut: the rest comes on the first later line
+/// that is not a whole kernel line.
+#[derive(Debug)]
+struct Cut {
+    line: CutLine,
+    /// What came before the kernel message (after the line's prefix).
+    head: String,
+    /// How many more lines may still complete it.
+    left: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CutLine {
+    Result,
+    /// Cut right after its prefix: the code follows.
+    Exit,
+}
+
+/// Lines a cut line may take to complete before it counts as broken.
 const MAX_SPLIT_LINES: u8 = 8;
 
 /// Where a printk record starts inside `text` ("[  194.742068] ..."), if it does.
@@ -138,38 +152,28 @@ impl GuestConsole {
     fn feed_at(&mut self, raw: &str, now: Instant) {
         let line = raw.trim_end_matches(['\r', '\n']);
         let text = strip_timestamp(line);
-        if let Some(left) = self.split_exit.take() {
-            // The code is the first line that is not a whole kernel line.
+        if let Some(cut) = self.cut.take() {
+            // Whole kernel lines may come before the rest of a cut line.
             if text.len() == line.len() {
-                self.exit_code = Some(line.trim().parse().unwrap_or(255));
+                let whole = cut.head + line;
+                match cut.line {
+                    CutLine::Result => self.result(&whole, now),
+                    CutLine::Exit => self.exit_code = Some(whole.trim().parse().unwrap_or(255)),
+                }
                 return;
             }
-            if left == 0 {
-                self.exit_code = Some(255);
-                keep(
-                    &mut self.errors,
-                    "exit line cut by kernel messages and never completed".into(),
-                    &mut self.dropped,
-                );
+            if cut.left == 0 {
+                self.give_up(cut, "cut by kernel messages and never completed");
             } else {
-                self.split_exit = Some(left - 1);
-            }
-        }
-        if let Some((head, left)) = self.split_result.take() {
-            // Whole kernel lines may come before the rest of a split result.
-            if text.len() == line.len() {
-                self.result(&(head + line), now);
-                return;
-            }
-            if left == 0 {
-                self.broken_result(&head, "cut by kernel messages and never completed");
-            } else {
-                self.split_result = Some((head, left - 1));
+                self.cut = Some(Cut {
+                    left: cut.left - 1,
+                    ..cut
+                });
             }
         }
         // Result and exit lines are data: kernel messages printed into them are taken out
         // and read on their own; their text is never a kernel problem.
-        if let Some(json) = text.strip_prefix("RANGEFAULT-RESULT ") {
+        if let Some(json) = text.strip_prefix(rangefault_report::RESULT_PREFIX) {
             self.result(json, now);
             return;
         } else if let Some(message) = text.strip_prefix("RANGEFAULT-ERROR ") {
@@ -181,7 +185,11 @@ impl GuestConsole {
             if code.trim().is_empty() && !message.is_empty() {
                 // Printed before the code itself: the code follows on a later line.
                 self.feed_at(message, now);
-                self.split_exit = Some(MAX_SPLIT_LINES);
+                self.cut = Some(Cut {
+                    line: CutLine::Exit,
+                    head: String::new(),
+                    left: MAX_SPLIT_LINES,
+                });
                 return;
             }
             self.exit_code = Some(code.trim().parse().unwrap_or(255));
@@ -216,22 +224,28 @@ impl GuestConsole {
             Ok(value) => return self.typed_result(json, value),
             Err(e) => e,
         };
-        let left = self.split_result.as_ref().map_or(MAX_SPLIT_LINES, |s| s.1);
+        let left = self.cut.as_ref().map_or(MAX_SPLIT_LINES, |c| c.left);
         if let (Some(at), 1..) = (embedded_kernel_message(json), left) {
             let (head, message) = json.split_at(at);
             match serde_json::from_str(head) {
                 // The message came right after the result ("...}[  46.80] clocksource: ...").
                 Ok(value) => self.typed_result(head, value),
                 // It came in the middle: the rest of the result follows on later lines.
-                Err(e) if e.is_eof() => self.split_result = Some((head.to_owned(), left - 1)),
+                Err(e) if e.is_eof() => {
+                    self.cut = Some(Cut {
+                        line: CutLine::Result,
+                        head: head.to_owned(),
+                        left: left - 1,
+                    })
+                }
                 Err(_) => {
                     self.broken_result(json, &error.to_string());
                     return;
                 }
             }
-            let pending = self.split_result.take();
+            let pending = self.cut.take();
             self.feed_at(message, now);
-            self.split_result = pending;
+            self.cut = pending;
             return;
         }
         self.broken_result(json, &error.to_string());
@@ -254,18 +268,25 @@ impl GuestConsole {
         );
     }
 
-    /// The console has ended: a result still waiting for its rest is broken.
-    pub fn finish(&mut self) {
-        if self.split_exit.take().is_some() {
-            self.exit_code = Some(255);
-            keep(
-                &mut self.errors,
-                "exit line cut by a kernel message; the console ended first".into(),
-                &mut self.dropped,
-            );
+    /// A cut line whose rest never came: a broken result, or an exit without its code.
+    fn give_up(&mut self, cut: Cut, why: &str) {
+        match cut.line {
+            CutLine::Result => self.broken_result(&cut.head, why),
+            CutLine::Exit => {
+                self.exit_code = Some(255);
+                keep(
+                    &mut self.errors,
+                    format!("exit line {why}"),
+                    &mut self.dropped,
+                );
+            }
         }
-        if let Some((head, _)) = self.split_result.take() {
-            self.broken_result(&head, "cut by a kernel message; the console ended first");
+    }
+
+    /// The console has ended: a line still waiting for its rest is broken.
+    pub fn finish(&mut self) {
+        if let Some(cut) = self.cut.take() {
+            self.give_up(cut, "cut by a kernel message; the console ended first");
         }
     }
 
