@@ -75,8 +75,10 @@ const SCENARIOS: &[&str] = &[
 
 pub use rangefault_report::Check;
 
-/// Prints `result` as the result line the host reads back into the same type.
-fn emit(result: ScenarioResult) {
+/// Prints `result` as the result line the host reads back into the same type; returns
+/// whether it passed.
+fn emit(result: ScenarioResult) -> bool {
+    let pass = result.pass();
     match serde_json::to_string(&result) {
         Ok(json) => println!("{}{json}", rangefault_report::RESULT_PREFIX),
         Err(e) => println!(
@@ -84,16 +86,12 @@ fn emit(result: ScenarioResult) {
             result.name()
         ),
     }
+    pass
 }
 
 fn run(scenario: &str) -> Result<bool, ProbeError> {
     match scenario {
-        "skeleton" => {
-            let result = ScenarioResult::Skeleton(skeleton::run()?);
-            let pass = result.pass();
-            emit(result);
-            Ok(pass)
-        }
+        "skeleton" => Ok(emit(ScenarioResult::Skeleton(skeleton::run()?))),
         "faults" => {
             let function = sysfs::PciFunction::find()?;
             let regs = regs::Registers::open(&function)?;
@@ -101,66 +99,46 @@ fn run(scenario: &str) -> Result<bool, ProbeError> {
             let mut pass = true;
             let strategies: Vec<_> = device.info()?.strategies().collect();
             for &strategy in &strategies {
-                let result = ScenarioResult::Faults(faults::run_one(&device, &regs, strategy)?);
-                pass &= result.pass();
-                emit(result);
+                pass &= emit(ScenarioResult::Faults(faults::run_one(
+                    &device, &regs, strategy,
+                )?));
             }
             if strategies.contains(&uapi::Strategy::RangeMm) {
-                let result = ScenarioResult::FaultsMisaligned(faults::run_misaligned(
+                pass &= emit(ScenarioResult::FaultsMisaligned(faults::run_misaligned(
                     &device,
                     uapi::Strategy::RangeMm,
-                )?);
-                pass &= result.pass();
-                emit(result);
+                )?));
             }
             Ok(pass)
         }
         "semantics" => {
             let mut pass = true;
             for result in semantics::run_all()? {
-                pass &= result.pass;
-                emit(ScenarioResult::Semantics(result));
+                pass &= emit(ScenarioResult::Semantics(result));
             }
             Ok(pass)
         }
-        "bench" => bench::run(|cell| emit(ScenarioResult::Bench(cell))),
-        "mm-selftests" => {
-            let result = ScenarioResult::MmSelftests(selftests::run()?);
-            let pass = result.pass();
-            emit(result);
-            Ok(pass)
-        }
-        "trace-overhead" => {
-            let result = ScenarioResult::TraceOverhead(trace_overhead::run()?);
-            let pass = result.pass();
-            emit(result);
-            Ok(pass)
-        }
+        "bench" => bench::run(|cell| {
+            emit(ScenarioResult::Bench(cell));
+        }),
+        "mm-selftests" => Ok(emit(ScenarioResult::MmSelftests(selftests::run()?))),
+        "trace-overhead" => Ok(emit(ScenarioResult::TraceOverhead(trace_overhead::run()?))),
         // `robustness` is both in one boot (what the CI test runs), then one kmemleak scan.
         "fault-inject" | "soak" | "robustness" => {
             fault_inject::kmemleak_manual();
             let mut pass = true;
             if scenario != "soak" {
-                let result = ScenarioResult::FaultInject(fault_inject::run()?);
-                pass &= result.pass();
-                emit(result);
+                pass &= emit(ScenarioResult::FaultInject(fault_inject::run()?));
             }
             if scenario != "fault-inject" {
-                let result = ScenarioResult::Soak(soak::run()?);
-                pass &= result.pass();
-                emit(result);
+                pass &= emit(ScenarioResult::Soak(soak::run()?));
             }
-            let leaks = fault_inject::kmemleak_verdict(true);
-            pass &= leaks.pass;
-            emit(ScenarioResult::Kmemleak(leaks));
+            pass &= emit(ScenarioResult::Kmemleak(fault_inject::kmemleak_verdict(
+                true,
+            )));
             Ok(pass)
         }
-        "touch-all" => {
-            let result = ScenarioResult::TouchAll(touch_all::run()?);
-            let pass = result.pass();
-            emit(result);
-            Ok(pass)
-        }
+        "touch-all" => Ok(emit(ScenarioResult::TouchAll(touch_all::run()?))),
         other => Err(ProbeError::UnknownScenario(other.to_owned())),
     }
 }
