@@ -20,6 +20,12 @@ inputs_hash() {
     local arg
     for arg in "$@"; do
         if [ -f "$arg" ]; then
+            # Absolute first: a script run by hand as `bash images/kernel.sh` passes a relative
+            # $0, which must key the same as build.sh's absolute call.
+            case "$arg" in
+                /*) ;;
+                *) arg="$(cd "$(dirname "$arg")" && pwd)/${arg##*/}" ;;
+            esac
             # Name repo files by their repo path, cache files (manifests, build outputs) by their
             # base name: a cache file's directory carries another step's hash, and keying on it
             # would rebuild this step whenever that step's *script* changed, not its output.
@@ -124,17 +130,23 @@ apply_kernel_patches() {
     rm -rf "$RANGEFAULT_CACHE/patches.tmp"
 }
 
-# Removes step $1's cached outputs of flavour $2 other than $3, and those from
-# before flavours existed (<step>-<16 hex>).
+# Whether $1 is a cache key (16 hex digits, as inputs_hash prints).
+is_key() {
+    [ "${#1}" -eq 16 ] && [ -z "${1//[0-9a-f]/}" ]
+}
+
+# Removes step $1's cached outputs other than $3: those of flavour $2 (any key, a leftover
+# .partial included), and the unflavoured ones (<step>-<key>: a step without flavours, $2
+# empty, or one from before flavours existed). A sysroot with its /proc mounted (a chroot
+# in use) stays.
 drop_stale() {
-    local step="$1" flavour="$2" keep="$3" old
-    for old in "$RANGEFAULT_CACHE/$step-$flavour-"* "$RANGEFAULT_CACHE/$step-"*; do
+    local step="$1" flavour="$2" keep="$3" old rest
+    for old in "$RANGEFAULT_CACHE/$step-"*; do
         [ -e "$old" ] && [ "$old" != "$keep" ] || continue
-        case "${old##*/}" in
-            "$step-$flavour-"*) ;;
-            "$step-"[0-9a-f]*) [ "${#old}" -eq "$(( ${#RANGEFAULT_CACHE} + ${#step} + 18 ))" ] || continue ;;
-            *) continue ;;
-        esac
-        rm -rf "$old"
+        rest="${old##*/"$step"-}"
+        if [ -n "$flavour" ] && [ "${rest#"$flavour"-}" != "$rest" ] || is_key "$rest"; then
+            [ -d "$old/proc" ] && mountpoint -q "$old/proc" && continue
+            rm -rf "$old"
+        fi
     done
 }

@@ -28,8 +28,6 @@ cp "$vmm" "$root/bin/vmm"
 in_sysroot "$sysroot" sh -c "cd /cache/${partial##*/}/root && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0 > ../outer.cpio"
 rm -rf "$root"
 rm -rf "$dest"; mv "$partial" "$dest"
-for old in "$RANGEFAULT_CACHE"/nested-*; do
-    [ "$old" = "$dest" ] || rm -rf "$old"
-done
+drop_stale nested "" "$dest"
 log "nested: outer initramfs $(du -h "$dest/outer.cpio" | cut -f1)"
 echo "$dest/outer.cpio"

@@ -43,7 +43,5 @@ partial="$dest.partial"
 rm -rf "$partial"; mkdir -p "$partial"
 cp "$target_dir/x86_64-unknown-linux-gnu/release/$package" "$partial/"
 rm -rf "$dest"; mv "$partial" "$dest"
-for old in "$RANGEFAULT_CACHE/static-$package-"*; do
-    [ "$old" = "$dest" ] || rm -rf "$old"
-done
+drop_stale "static-$package" "" "$dest"
 echo "$dest/$package"

@@ -56,7 +56,5 @@ log "sysroot versions:"; sed 's/^/    /' "$partial/manifest.txt" >&2
 touch "$partial/.complete"
 mv "$partial" "$dest"
 # Older sysroots are dead weight (3 GB each).
-for old in "$RANGEFAULT_CACHE"/sysroot-*; do
-    [ "$old" = "$dest" ] || { [ -d "$old" ] && ! mountpoint -q "$old/proc" && rm -rf "$old"; }
-done
+drop_stale sysroot "" "$dest"
 echo "$dest"
