@@ -16,6 +16,14 @@ use crate::size::format_size;
 
 /// The inner run's `vmm run` arguments: this run's, with the engine left
 /// to `auto` (inside the outer guest it must find KVM and say so).
+/// What the inner guest's kernel line gets before the user's `--cmdline`. The outer guest's
+/// `-cpu max` under TCG advertises an invariant TSC, so the inner kernel starts on `tsc`; its
+/// clocksource watchdog then finds the TSC skewed against kvm-clock (TCG's TSC follows no
+/// real clock) and switches mid-run. A CI semantics run lost the inner CPU 0's timer for
+/// 26 s right after that switch (an RCU stall and rcu_tasks' self-test WARNING on the
+/// console, though every check passed). kvm-clock from the start leaves nothing to switch.
+const INNER_CMDLINE: &str = "clocksource=kvm-clock";
+
 fn inner_args(args: &RunArgs) -> Result<Vec<String>> {
     let mut inner: Vec<String> = [
         "--engine",
@@ -38,9 +46,10 @@ fn inner_args(args: &RunArgs) -> Result<Vec<String>> {
     if let Some(cmd) = &args.guest_cmd {
         inner.push(format!("--guest-cmd={cmd}"));
     }
-    if !args.cmdline.is_empty() {
-        inner.push(format!("--cmdline={}", args.cmdline));
-    }
+    inner.push(format!(
+        "--cmdline={}",
+        [INNER_CMDLINE, args.cmdline.as_str()].join(" ").trim_end()
+    ));
     // The outer /init reads them one per line.
     anyhow::ensure!(
         !inner.iter().any(|arg| arg.contains('\n')),
@@ -117,4 +126,24 @@ pub fn run(args: &RunArgs, image: &RunImage, reason: String) -> Result<ExitCode>
             .then(|| run.inner_exit.unwrap_or(1)),
     };
     Ok(end.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::test_support::args;
+
+    #[test]
+    fn the_inner_guest_starts_on_kvm_clock_before_the_users_arguments() {
+        let plain = inner_args(&args(&["--engine", "kvm-nested"])).unwrap();
+        assert!(
+            plain.contains(&"--cmdline=clocksource=kvm-clock".to_owned()),
+            "{plain:?}"
+        );
+        let with = inner_args(&args(&["--engine", "kvm-nested", "--cmdline", "quiet"])).unwrap();
+        assert!(
+            with.contains(&"--cmdline=clocksource=kvm-clock quiet".to_owned()),
+            "{with:?}"
+        );
+    }
 }
