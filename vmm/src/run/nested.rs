@@ -16,14 +16,6 @@ use crate::size::format_size;
 
 /// The inner run's `vmm run` arguments: this run's, with the engine left
 /// to `auto` (inside the outer guest it must find KVM and say so).
-/// What the inner guest's kernel line gets before the user's `--cmdline`: the LAPIC's own
-/// one-shot timer instead of the TSC-deadline timer. The outer kernel emulates a TSC deadline
-/// by scaling it through the TSC of a TCG CPU, which follows no real clock; two CI runs lost
-/// the inner guest's timers for 26 s and 30 s (an RCU stall and rcu_tasks' self-test WARNING
-/// on the console, although every check passed), once on the `tsc` clocksource and once on
-/// kvm-clock. The one-shot timer counts in bus-clock ticks that KVM turns into host time.
-const INNER_CMDLINE: &str = "lapic=notscdeadline";
-
 fn inner_args(args: &RunArgs) -> Result<Vec<String>> {
     let mut inner: Vec<String> = [
         "--engine",
@@ -46,10 +38,9 @@ fn inner_args(args: &RunArgs) -> Result<Vec<String>> {
     if let Some(cmd) = &args.guest_cmd {
         inner.push(format!("--guest-cmd={cmd}"));
     }
-    inner.push(format!(
-        "--cmdline={}",
-        [INNER_CMDLINE, args.cmdline.as_str()].join(" ").trim_end()
-    ));
+    if !args.cmdline.is_empty() {
+        inner.push(format!("--cmdline={}", args.cmdline));
+    }
     // The outer /init reads them one per line.
     anyhow::ensure!(
         !inner.iter().any(|arg| arg.contains('\n')),
@@ -126,24 +117,4 @@ pub fn run(args: &RunArgs, image: &RunImage, reason: String) -> Result<ExitCode>
             .then(|| run.inner_exit.unwrap_or(1)),
     };
     Ok(end.exit_code())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::run::test_support::args;
-
-    #[test]
-    fn the_inner_guest_gets_the_one_shot_lapic_timer_before_the_users_arguments() {
-        let plain = inner_args(&args(&["--engine", "kvm-nested"])).unwrap();
-        assert!(
-            plain.contains(&"--cmdline=lapic=notscdeadline".to_owned()),
-            "{plain:?}"
-        );
-        let with = inner_args(&args(&["--engine", "kvm-nested", "--cmdline", "quiet"])).unwrap();
-        assert!(
-            with.contains(&"--cmdline=lapic=notscdeadline quiet".to_owned()),
-            "{with:?}"
-        );
-    }
 }
