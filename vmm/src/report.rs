@@ -88,7 +88,7 @@ pub struct Versions {
 }
 
 /// A git checkout as a run found it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SourceTree {
     /// `git rev-parse HEAD`; None where git or the repository is missing.
     pub commit: Option<String>,

@@ -34,6 +34,7 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use rangefault_abi::touch::TouchOrder;
 use serde_json::{json, Value};
+use vmm::report::SourceTree;
 
 use cells::{Boot, Checked, Expect, Predictions};
 use model::{format_size, parse_size, Subject, GIB, MIB};
@@ -513,30 +514,28 @@ pub fn assemble(
     };
     // The commit the boots built their images from, as each report recorded it (a run rebuilt
     // from saved reports is stamped with theirs, not with today's checkout).
-    let commits = distinct(
-        reports
+    let mut sources: Vec<SourceTree> = reports
+        .iter()
+        .map(|r| serde_json::from_value(r["versions"]["source"].clone()).unwrap_or_default())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    if sources.len() > 1 {
+        let named: Vec<String> = sources
             .iter()
-            .map(|r| match &r["versions"]["source"] {
-                source if source["commit"].is_string() => format!(
-                    "{}{}",
-                    source["commit"].as_str().unwrap_or_default(),
-                    if source["dirty"] == true { "+" } else { "" }
-                ),
-                _ => String::new(),
+            .map(|s| match (&s.commit, s.dirty) {
+                (Some(c), Some(true)) => format!("{c} (with local changes)"),
+                (Some(c), _) => c.clone(),
+                (None, _) => "none recorded".into(),
             })
-            .collect(),
-    );
-    if commits.len() > 1 {
+            .collect();
         problems.push(format!(
             "the reports were made at different commits: {}",
-            commits.join(", ")
+            named.join(", ")
         ));
     }
-    let (git_commit, git_dirty) = match commits.as_slice() {
-        [one] if !one.is_empty() => (
-            Some(one.trim_end_matches('+').to_owned()),
-            Some(one.ends_with('+')),
-        ),
+    let (git_commit, git_dirty) = match sources.as_slice() {
+        [one] => (one.commit.clone(), one.dirty),
         _ => (None, None),
     };
     let cells: Vec<Checked> = boots.iter().flat_map(|b| b.cells.iter().cloned()).collect();
