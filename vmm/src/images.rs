@@ -10,15 +10,20 @@ use anyhow::{bail, Context, Result};
 /// Where the repo's `images/` scripts are (compiled in: the VMM is run from
 /// its checkout with `cargo run`).
 fn images_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../images")
+    checkout_dir().join("images")
 }
 
-/// The checkout the images are built from (this crate's, as `images_dir`), as git sees it now.
+/// The checkout vmm was built from, whose `images/` build the guest.
+fn checkout_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The checkout the images are built from ([`checkout_dir`]), as git sees it now.
 pub fn source_tree() -> crate::report::SourceTree {
     let git = |args: &[&str]| {
         let output = Command::new("git")
             .arg("-C")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+            .arg(checkout_dir())
             .args(args)
             .stderr(Stdio::null())
             .output()
